@@ -1,0 +1,6 @@
+//! DDS textures: the file layout and header, and BCn encoding.
+
+pub mod encode;
+pub mod layout;
+
+pub use layout::{file_size, DdsFormat};

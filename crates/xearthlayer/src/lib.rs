@@ -1,0 +1,27 @@
+//! XEarthLayer: satellite orthophotos streamed into X-Plane as DDS textures.
+//!
+//! The modules follow the data flow, top to bottom:
+//!
+//! - [`coord`]: texture names, tiles, quadkeys, bounds (pure arithmetic).
+//! - [`provider`]: where each chunk's imagery is downloaded from.
+//! - [`fetch`]: the one shared HTTP client (limits, retries, timeouts).
+//! - [`image`]: chunk decoding, stand-in fill, box-filter halving.
+//! - [`dds`]: the DDS file layout and header, BCn encoding.
+//! - [`texture`]: the engine: build pipeline, CPU pool, the service with
+//!   coalescing and time budgets.
+//! - [`cache`]: memory and disk tiers of finished textures.
+//! - [`fs`]: the filesystem core: package index, inodes, handles, reads
+//!   (testable without a kernel).
+//! - [`fuse`]: the thin `fuse3` adapter and the mount session.
+//! - [`metrics`]: counters every stage shares.
+
+pub mod cache;
+pub mod coord;
+pub mod dds;
+pub mod fetch;
+pub mod fs;
+pub mod fuse;
+pub mod image;
+pub mod metrics;
+pub mod provider;
+pub mod texture;

@@ -1,0 +1,137 @@
+//! Counters and gauges shared by every stage, read by the status view,
+//! benchmarks and tests. Lock-free atomics: cheap on hot paths.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn incr(&self) {
+        self.add(1);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A level that goes up and down, remembering its peak.
+#[derive(Debug, Default)]
+pub struct Gauge {
+    now: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl Gauge {
+    /// Raises the level until the returned guard is dropped.
+    pub fn enter(&self) -> GaugeGuard<'_> {
+        let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        GaugeGuard(self)
+    }
+    pub fn get(&self) -> u64 {
+        self.now.load(Ordering::Relaxed)
+    }
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+    /// Starts a new peak measurement from the current level.
+    pub fn reset_peak(&self) {
+        self.peak.store(self.get(), Ordering::Relaxed);
+    }
+}
+
+/// Lowers its gauge on drop.
+#[derive(Debug)]
+pub struct GaugeGuard<'a>(&'a Gauge);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Everything the service counts.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub chunk_requests: Counter,
+    pub chunk_retries: Counter,
+    pub chunk_failures: Counter,
+    pub chunk_bytes: Counter,
+    pub requests_in_flight: Gauge,
+    pub textures_generated: Counter,
+    pub textures_degraded: Counter,
+    pub chunks_filled: Counter,
+    pub generations_in_flight: Gauge,
+    pub memory_hits: Counter,
+    pub disk_hits: Counter,
+    pub cache_misses: Counter,
+    pub disk_rejected: Counter,
+    pub bytes_read: Counter,
+}
+
+/// A point-in-time copy of [`Metrics`], for reports and rates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    pub chunk_requests: u64,
+    pub chunk_retries: u64,
+    pub chunk_failures: u64,
+    pub chunk_bytes: u64,
+    pub requests_in_flight: u64,
+    pub peak_requests_in_flight: u64,
+    pub textures_generated: u64,
+    pub textures_degraded: u64,
+    pub chunks_filled: u64,
+    pub generations_in_flight: u64,
+    pub peak_generations_in_flight: u64,
+    pub memory_hits: u64,
+    pub disk_hits: u64,
+    pub cache_misses: u64,
+    pub disk_rejected: u64,
+    pub bytes_read: u64,
+}
+
+impl Metrics {
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            chunk_requests: self.chunk_requests.get(),
+            chunk_retries: self.chunk_retries.get(),
+            chunk_failures: self.chunk_failures.get(),
+            chunk_bytes: self.chunk_bytes.get(),
+            requests_in_flight: self.requests_in_flight.get(),
+            peak_requests_in_flight: self.requests_in_flight.peak(),
+            textures_generated: self.textures_generated.get(),
+            textures_degraded: self.textures_degraded.get(),
+            chunks_filled: self.chunks_filled.get(),
+            generations_in_flight: self.generations_in_flight.get(),
+            peak_generations_in_flight: self.generations_in_flight.peak(),
+            memory_hits: self.memory_hits.get(),
+            disk_hits: self.disk_hits.get(),
+            cache_misses: self.cache_misses.get(),
+            disk_rejected: self.disk_rejected.get(),
+            bytes_read: self.bytes_read.get(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauge_tracks_peak() {
+        let g = Gauge::default();
+        let a = g.enter();
+        let b = g.enter();
+        assert_eq!((g.get(), g.peak()), (2, 2));
+        drop(a);
+        drop(b);
+        assert_eq!((g.get(), g.peak()), (0, 2));
+        g.reset_peak();
+        assert_eq!(g.peak(), 0);
+    }
+}
