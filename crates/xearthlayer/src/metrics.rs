@@ -70,7 +70,6 @@ pub struct Metrics {
     pub memory_hits: Counter,
     pub disk_hits: Counter,
     pub cache_misses: Counter,
-    pub disk_rejected: Counter,
     pub bytes_read: Counter,
 }
 
@@ -91,7 +90,6 @@ pub struct MetricsSnapshot {
     pub memory_hits: u64,
     pub disk_hits: u64,
     pub cache_misses: u64,
-    pub disk_rejected: u64,
     pub bytes_read: u64,
 }
 
@@ -112,7 +110,6 @@ impl Metrics {
             memory_hits: self.memory_hits.get(),
             disk_hits: self.disk_hits.get(),
             cache_misses: self.cache_misses.get(),
-            disk_rejected: self.disk_rejected.get(),
             bytes_read: self.bytes_read.get(),
         }
     }

@@ -8,6 +8,6 @@
 pub mod build;
 pub mod pool;
 pub mod service;
-// pub mod source; (enabled once fs::TextureSource lands)
+pub mod source;
 
 pub use service::{ServiceConfig, ServiceError, Texture, TextureService};

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::future::{join_all, FutureExt, Shared};
 use tokio::time::timeout_at;
+use tokio_util::task::TaskTracker;
 
 use super::build::{self, ChunkInput, StripOutput};
 use super::pool::CpuPool;
@@ -106,6 +107,8 @@ struct Inner {
     in_flight: Mutex<HashMap<TextureKey, SharedBuild>>,
     placeholder: Bytes,
     metrics: Arc<Metrics>,
+    /// Disk writes run in the background; shutdown waits for them.
+    disk_writes: TaskTracker,
 }
 
 impl std::fmt::Debug for Inner {
@@ -145,6 +148,7 @@ impl TextureService {
                 in_flight: Mutex::new(HashMap::new()),
                 metrics,
                 config,
+                disk_writes: TaskTracker::new(),
             }),
         })
     }
@@ -193,6 +197,14 @@ impl TextureService {
             bytes: done.bytes,
             degraded: done.degraded,
         }
+    }
+
+    /// Waits for the disk writes started so far (call before exiting).
+    pub async fn flush(&self) {
+        let writes = &self.inner.disk_writes;
+        writes.close();
+        writes.wait().await;
+        writes.reopen();
     }
 
     /// The one build of `key` in flight, started if there is none.
@@ -246,7 +258,7 @@ impl Inner {
                     self.metrics.textures_degraded.incr();
                 } else if let Some(disk) = &self.disk {
                     let (disk, bytes) = (Arc::clone(disk), texture.bytes.clone());
-                    tokio::spawn(async move { disk.put(key, bytes).await });
+                    self.disk_writes.spawn(async move { disk.put(key, bytes).await });
                 }
                 texture
             }

@@ -1,0 +1,107 @@
+//! `xearthlayer start --source DIR`: mount one scenery package with its
+//! textures served on demand, until SIGINT or SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use xearthlayer::fs::OverlayFs;
+use xearthlayer::fuse::{self, MountConfig, MountSession};
+use xearthlayer::texture::TextureService;
+
+use crate::args::{CliResult, ServiceArgs};
+use crate::status;
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// The scenery package to overlay (holds terrain/*.ter).
+    #[arg(long)]
+    pub source: PathBuf,
+    /// Where to mount (default: <source>_xel beside the source).
+    #[arg(long)]
+    pub mountpoint: Option<PathBuf>,
+    /// Let other users (X-Plane run as another user) read the mount; needs
+    /// user_allow_other in /etc/fuse.conf when not root.
+    #[arg(long)]
+    pub allow_other: bool,
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+/// `<source>_xel` beside the source.
+pub fn default_mountpoint(source: &Path) -> PathBuf {
+    let mut name = source.file_name().unwrap_or_default().to_os_string();
+    name.push("_xel");
+    source.with_file_name(name)
+}
+
+/// Mounts `source` over `service`; the caller owns the session.
+pub async fn mount_package(
+    source: &Path,
+    mountpoint: &Path,
+    service: TextureService,
+    allow_other: bool,
+) -> CliResult<MountSession> {
+    if !source.is_dir() {
+        return Err(format!(
+            "source {} is not a directory: give the scenery package folder (the one holding terrain/)",
+            source.display()
+        )
+        .into());
+    }
+    let fs = OverlayFs::new(source.to_path_buf(), service)?;
+    let config = MountConfig {
+        allow_other,
+        ..MountConfig::default()
+    };
+    Ok(fuse::mount(fs, mountpoint, &config).await?)
+}
+
+pub async fn run(args: StartArgs) -> CliResult {
+    let source = std::path::absolute(&args.source)?;
+    let mountpoint = match &args.mountpoint {
+        Some(m) => std::path::absolute(m)?,
+        None => default_mountpoint(&source),
+    };
+    let service = args.service.service()?;
+    let mut session = mount_package(&source, &mountpoint, service.clone(), args.allow_other).await?;
+    println!(
+        "mounted {} at {} ({}, textures from {}); Ctrl-C to stop",
+        source.display(),
+        mountpoint.display(),
+        service.format(),
+        service.provider().display_name()
+    );
+    let reporter = status::spawn_reporter(service.clone(), Duration::from_secs(10));
+    let ended_by_itself = tokio::select! {
+        signal = shutdown_signal() => {
+            println!("{signal}: unmounting {}", mountpoint.display());
+            false
+        }
+        result = session.wait() => {
+            result?;
+            println!("{} was unmounted", mountpoint.display());
+            true
+        }
+    };
+    reporter.abort();
+    if !ended_by_itself {
+        session.unmount().await?;
+    }
+    service.flush().await;
+    println!("{}", status::summary(&service));
+    Ok(())
+}
+
+/// Resolves on the first SIGINT or SIGTERM, naming it.
+pub async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        // Without signal handlers there is nothing to wait for but forever.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

@@ -1,0 +1,195 @@
+//! The texture engine against the local imagery server: correct pixels,
+//! exact sizes, coalescing, concurrency, faults and the disk cache.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use xearthlayer::coord::TextureId;
+use xearthlayer::dds::layout::{self, DdsFormat};
+use xearthlayer::fetch::FetchConfig;
+use xearthlayer::provider::TemplateProvider;
+use xearthlayer::texture::{ServiceConfig, TextureService};
+use xel_testkit::server::{Faults, ImageryServer, ServerConfig};
+use xel_testkit::verify::{decode_level, expected_level, psnr};
+
+fn texture(i: u32) -> TextureId {
+    TextureId::new(25264, 10368 + 16 * u64::from(i), 16, "BI").unwrap()
+}
+
+fn service(server: &ImageryServer, config: ServiceConfig) -> TextureService {
+    let provider = Arc::new(TemplateProvider::custom(&server.url_template()).unwrap());
+    TextureService::new(provider, config).unwrap()
+}
+
+fn fast_retries() -> FetchConfig {
+    FetchConfig {
+        backoff: Duration::from_millis(5),
+        request_timeout: Duration::from_secs(2),
+        ..FetchConfig::default()
+    }
+}
+
+fn assert_valid(bytes: &[u8], format: DdsFormat) {
+    assert_eq!(bytes.len() as u64, layout::file_size(format));
+    assert_eq!(&bytes[..128], &layout::header(format));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pixels_match_the_served_imagery_at_every_level() {
+    let server = ImageryServer::start(ServerConfig::default()).await.unwrap();
+    for format in [DdsFormat::Bc1, DdsFormat::Bc3] {
+        let svc = service(
+            &server,
+            ServiceConfig {
+                format,
+                ..ServiceConfig::default()
+            },
+        );
+        let id = texture(0);
+        let t = svc.texture(&id).await;
+        assert!(!t.degraded);
+        assert_valid(&t.bytes, format);
+        for level in [0u8, 1, 4, 8, 12] {
+            let got = decode_level(&t.bytes, format, level);
+            let want = expected_level(&id, level);
+            let db = psnr(&want, &got);
+            assert!(db >= 30.0, "{format} level {level}: {db:.1} dB");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_for_one_texture_share_one_build() {
+    let server = ImageryServer::start(ServerConfig {
+        latency: Duration::from_millis(20),
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let svc = service(&server, ServiceConfig::default());
+    let id = texture(1);
+    let results = join_all((0..32).map(|_| svc.texture(&id))).await;
+    assert!(results.iter().all(|t| t.bytes == results[0].bytes));
+    assert_eq!(server.stats().requests, 256);
+    assert_eq!(svc.metrics().snapshot().textures_generated, 1);
+    // And once built, it comes from memory.
+    svc.texture(&id).await;
+    assert_eq!(server.stats().requests, 256);
+    assert!(svc.metrics().snapshot().memory_hits >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_textures_download_concurrently() {
+    let server = ImageryServer::start(ServerConfig {
+        latency: Duration::from_millis(100),
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let svc = service(&server, ServiceConfig::default());
+    let ids: Vec<_> = (0..64).map(texture).collect();
+    let results = join_all(ids.iter().map(|id| svc.texture(id))).await;
+    for t in &results {
+        assert_valid(&t.bytes, DdsFormat::Bc1);
+    }
+    let peak = server.stats().peak_in_flight;
+    assert!(peak > 128, "peak requests in flight {peak}");
+    assert!(svc.metrics().snapshot().peak_generations_in_flight > 32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_never_break_a_texture() {
+    let server = ImageryServer::start(ServerConfig {
+        faults: Faults {
+            server_error: 0.20,
+            corrupt: 0.05,
+            not_found: 0.05,
+            hang: 0.0,
+        },
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let svc = service(
+        &server,
+        ServiceConfig {
+            fetch: fast_retries(),
+            ..ServiceConfig::default()
+        },
+    );
+    let ids: Vec<_> = (0..6).map(texture).collect();
+    let results = join_all(ids.iter().map(|id| svc.texture(id))).await;
+    for t in &results {
+        assert_valid(&t.bytes, DdsFormat::Bc1);
+        // 404s are filled from the parent chunk: the texture is whole but
+        // marked, so it is not stored as good.
+        assert!(t.degraded);
+    }
+    let m = svc.metrics().snapshot();
+    assert!(m.chunk_retries > 0 && m.chunks_filled > 0, "{m:?}");
+    // Filled chunks come from lower-zoom imagery, so the picture is still close.
+    let level0 = decode_level(&results[0].bytes, DdsFormat::Bc1, 0);
+    assert!(psnr(&expected_level(&ids[0], 0), &level0) > 20.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_provider_costs_at_most_the_budget() {
+    let server = ImageryServer::start(ServerConfig {
+        faults: Faults {
+            hang: 1.0,
+            ..Faults::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let svc = service(
+        &server,
+        ServiceConfig {
+            budget: Duration::from_millis(500),
+            ..ServiceConfig::default()
+        },
+    );
+    let started = Instant::now();
+    let t = svc.texture(&texture(2)).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_valid(&t.bytes, DdsFormat::Bc1);
+    assert!(t.degraded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_cache_serves_a_new_service_and_rejects_bad_files() {
+    let server = ImageryServer::start(ServerConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = || ServiceConfig {
+        disk_cache: Some((dir.path().to_path_buf(), 1 << 30)),
+        ..ServiceConfig::default()
+    };
+    let id = texture(3);
+    let writer = service(&server, config());
+    let first = writer.texture(&id).await;
+    writer.flush().await;
+    let path = dir.path().join("custom/bc1/16/25264_10416.dds");
+    assert!(path.exists());
+
+    server.reset_stats();
+    let second = service(&server, config());
+    assert_eq!(second.texture(&id).await.bytes, first.bytes);
+    assert_eq!(server.stats().requests, 0, "served from disk");
+    assert_eq!(second.metrics().snapshot().disk_hits, 1);
+
+    // Truncate the file: the next service notices, rebuilds and re-stores.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let third = service(&server, config());
+    assert_eq!(third.texture(&id).await.bytes, first.bytes);
+    assert_eq!(server.stats().requests, 256, "rebuilt from imagery");
+    assert_eq!(third.metrics().snapshot().disk_hits, 0);
+    third.flush().await;
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), layout::file_size(DdsFormat::Bc1));
+}
