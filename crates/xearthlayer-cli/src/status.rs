@@ -32,7 +32,7 @@ fn line(before: &MetricsSnapshot, now: &MetricsSnapshot, secs: f64, service: &Te
         now.requests_in_flight,
         now.memory_hits - before.memory_hits,
         now.disk_hits - before.disk_hits,
-        service.memory_cache().weight() >> 20,
+        service.memory_bytes() >> 20,
     )
 }
 

@@ -29,9 +29,16 @@ pub struct Gauge {
 impl Gauge {
     /// Raises the level until the returned guard is dropped.
     pub fn enter(&self) -> GaugeGuard<'_> {
+        self.raise();
+        GaugeGuard(self)
+    }
+    /// Raises the level by one; pair with [`Gauge::lower`].
+    pub fn raise(&self) {
         let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak.fetch_max(now, Ordering::Relaxed);
-        GaugeGuard(self)
+    }
+    pub fn lower(&self) {
+        self.now.fetch_sub(1, Ordering::Relaxed);
     }
     pub fn get(&self) -> u64 {
         self.now.load(Ordering::Relaxed)
@@ -51,7 +58,7 @@ pub struct GaugeGuard<'a>(&'a Gauge);
 
 impl Drop for GaugeGuard<'_> {
     fn drop(&mut self) {
-        self.0.now.fetch_sub(1, Ordering::Relaxed);
+        self.0.lower();
     }
 }
 
@@ -71,6 +78,12 @@ pub struct Metrics {
     pub disk_hits: Counter,
     pub cache_misses: Counter,
     pub bytes_read: Counter,
+    /// Texture bytes built (segments added), against `bytes_read`.
+    pub bytes_produced: Counter,
+    /// Build units (strips, low levels) finished.
+    pub units_built: Counter,
+    /// Reads that touched each mip level.
+    pub reads_by_level: [Counter; 13],
 }
 
 /// A point-in-time copy of [`Metrics`], for reports and rates.
@@ -91,6 +104,9 @@ pub struct MetricsSnapshot {
     pub disk_hits: u64,
     pub cache_misses: u64,
     pub bytes_read: u64,
+    pub bytes_produced: u64,
+    pub units_built: u64,
+    pub reads_by_level: [u64; 13],
 }
 
 impl Metrics {
@@ -111,6 +127,9 @@ impl Metrics {
             disk_hits: self.disk_hits.get(),
             cache_misses: self.cache_misses.get(),
             bytes_read: self.bytes_read.get(),
+            bytes_produced: self.bytes_produced.get(),
+            units_built: self.units_built.get(),
+            reads_by_level: std::array::from_fn(|l| self.reads_by_level[l].get()),
         }
     }
 }

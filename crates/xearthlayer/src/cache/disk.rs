@@ -1,11 +1,15 @@
-//! The disk tier: one DDS file per texture under
-//! `<base>/<provider>/<format>/<zoom>/<row>_<col>.dds`, bounded by bytes.
+//! The disk tier: one file per texture under
+//! `<base>/<provider>/<format>/<zoom>/<row>_<col>.xel`, bounded by bytes.
 //!
-//! Writes go to a temporary file that is renamed into place, so a crash never
-//! leaves a half file under a real name. Every read checks the size and the
-//! header; a bad file is deleted and reported as a miss so the texture is
-//! built again. The index of what is on disk lives in memory, is built by one
-//! directory scan at start (no per-file reads), and drives least-recently-used
+//! A texture is often built in parts (X-Plane reads most at low resolution
+//! only), so a file holds the parts built so far: a 16-byte file header
+//! naming the format, then records of (offset, length, CRC-32, bytes), each
+//! appended with one write as its part is finished. A new file is created
+//! under a temporary name and renamed into place, so a crash never leaves a
+//! headless file under a real name; a torn or corrupt record fails its
+//! checks on load and is cut off, so nothing half-written is ever served.
+//! The index of what is on disk lives in memory, is built by one directory
+//! scan at start (names and sizes, no reads), and drives least-recently-used
 //! eviction on a background thread whenever the bound is exceeded.
 
 use std::collections::HashMap;
@@ -24,6 +28,11 @@ use crate::dds::layout::{self, DdsFormat};
 /// Evict down to this share of the capacity, so eviction runs rarely.
 const EVICT_TO: f64 = 0.9;
 const TEMP_SUFFIX: &str = ".partial";
+const FILE_MAGIC: &[u8; 8] = b"XELCACHE";
+const FILE_VERSION: u8 = 1;
+const FILE_HEADER_LEN: usize = 16;
+const RECORD_MAGIC: &[u8; 4] = b"XSEG";
+const RECORD_HEADER_LEN: usize = 20;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -119,54 +128,59 @@ impl DiskCache {
     fn path(&self, key: &TextureKey) -> PathBuf {
         self.dir
             .join(key.zoom.to_string())
-            .join(format!("{}_{}.dds", key.row, key.col))
+            .join(format!("{}_{}.xel", key.row, key.col))
     }
 
-    /// The texture, if a valid file is cached. A file that fails the checks
-    /// is deleted and reported as a miss.
-    pub async fn get(self: &Arc<Self>, key: TextureKey) -> Option<Bytes> {
+    /// The parts of the texture stored so far, as (file offset, bytes).
+    /// A file with a bad header is deleted; records after a bad one are cut
+    /// off. `None` when nothing valid is stored.
+    pub async fn load(self: &Arc<Self>, key: TextureKey) -> Option<Vec<(u64, Bytes)>> {
         if !self.lock().entries.contains_key(&key) {
             return None;
         }
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || this.read_checked(key))
+        tokio::task::spawn_blocking(move || this.load_checked(key))
             .await
             .ok()
             .flatten()
     }
 
-    fn read_checked(&self, key: TextureKey) -> Option<Bytes> {
+    fn load_checked(&self, key: TextureKey) -> Option<Vec<(u64, Bytes)>> {
         let path = self.path(&key);
-        let valid = fs::read(&path).ok().filter(|bytes| {
-            bytes.len() as u64 == layout::file_size(self.format)
-                && bytes[..layout::HEADER_LEN as usize] == layout::header(self.format)
-        });
-        match valid {
-            Some(bytes) => {
-                let now = SystemTime::now();
-                // Recency survives restarts through the file's mtime.
-                if let Ok(file) = fs::File::options().write(true).open(&path) {
-                    let _ = file.set_modified(now);
-                }
-                if let Some(entry) = self.lock().entries.get_mut(&key) {
-                    entry.last_used = now;
-                }
-                Some(Bytes::from(bytes))
-            }
-            None => {
-                tracing::warn!(path = %path.display(), "dropping an invalid cache file");
-                let _ = fs::remove_file(&path);
-                self.lock().remove(&key);
-                None
+        let data = fs::read(&path).ok()?;
+        let (records, good_len) = parse_records(&data, self.format);
+        if records.is_empty() {
+            tracing::warn!(path = %path.display(), "dropping an invalid cache file");
+            let _ = fs::remove_file(&path);
+            self.lock().remove(&key);
+            return None;
+        }
+        if good_len < data.len() {
+            tracing::warn!(path = %path.display(), good_len, "cutting a damaged cache file");
+            if let Ok(file) = fs::OpenOptions::new().write(true).open(&path) {
+                let _ = file.set_len(good_len as u64);
             }
         }
+        let now = SystemTime::now();
+        // Recency survives restarts through the file's mtime.
+        if let Ok(file) = fs::File::options().append(true).open(&path) {
+            let _ = file.set_modified(now);
+        }
+        self.lock().insert(
+            key,
+            Entry {
+                size: good_len as u64,
+                last_used: now,
+            },
+        );
+        Some(records)
     }
 
-    /// Stores a finished texture. Errors are logged, never fatal: the cache
-    /// is an optimisation.
-    pub async fn put(self: &Arc<Self>, key: TextureKey, bytes: Bytes) {
+    /// Appends finished parts of a texture. Errors are logged, never fatal:
+    /// the cache is an optimisation.
+    pub async fn append(self: &Arc<Self>, key: TextureKey, parts: Vec<(u64, Bytes)>) {
         let this = Arc::clone(self);
-        let stored = tokio::task::spawn_blocking(move || this.write_atomic(key, &bytes)).await;
+        let stored = tokio::task::spawn_blocking(move || this.append_records(key, &parts)).await;
         match stored {
             Ok(Ok(())) => self.evict_if_needed(),
             Ok(Err(e)) => tracing::warn!(error = %e, "could not write a texture to the disk cache"),
@@ -174,8 +188,29 @@ impl DiskCache {
         }
     }
 
-    fn write_atomic(&self, key: TextureKey, bytes: &[u8]) -> io::Result<()> {
+    fn append_records(&self, key: TextureKey, parts: &[(u64, Bytes)]) -> io::Result<()> {
         let path = self.path(&key);
+        if !path.exists() {
+            self.create_file(&key, &path)?;
+        }
+        let mut file = fs::OpenOptions::new().append(true).open(&path)?;
+        for (offset, bytes) in parts {
+            // One write per record: concurrent appenders never interleave.
+            file.write_all(&encode_record(*offset, bytes))?;
+        }
+        let size = file.metadata()?.len();
+        self.lock().insert(
+            key,
+            Entry {
+                size,
+                last_used: SystemTime::now(),
+            },
+        );
+        Ok(())
+    }
+
+    /// A new file holding only the file header, renamed into place.
+    fn create_file(&self, key: &TextureKey, path: &Path) -> io::Result<()> {
         let parent = path.parent().expect("cache paths have a parent");
         fs::create_dir_all(parent)?;
         let temp = parent.join(format!(
@@ -187,21 +222,17 @@ impl DiskCache {
         ));
         let result = (|| {
             let mut file = fs::File::create(&temp)?;
-            file.write_all(bytes)?;
-            fs::rename(&temp, &path)
+            file.write_all(&file_header(self.format))?;
+            // Another writer may have created it meanwhile: keep theirs.
+            if path.exists() {
+                return fs::remove_file(&temp);
+            }
+            fs::rename(&temp, path)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&temp);
         }
-        result?;
-        self.lock().insert(
-            key,
-            Entry {
-                size: bytes.len() as u64,
-                last_used: SystemTime::now(),
-            },
-        );
-        Ok(())
+        result
     }
 
     /// Starts a background eviction when over capacity (one at a time).
@@ -268,6 +299,60 @@ impl DiskCache {
     }
 }
 
+fn file_header(format: DdsFormat) -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[..8].copy_from_slice(FILE_MAGIC);
+    h[8] = FILE_VERSION;
+    h[9] = match format {
+        DdsFormat::Bc1 => 1,
+        DdsFormat::Bc3 => 3,
+    };
+    h
+}
+
+fn encode_record(offset: u64, bytes: &[u8]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(RECORD_HEADER_LEN + bytes.len());
+    record.extend_from_slice(RECORD_MAGIC);
+    record.extend_from_slice(&offset.to_le_bytes());
+    record.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    record.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+    record.extend_from_slice(bytes);
+    record
+}
+
+/// The valid records of a file and the length up to the last valid one.
+/// A record must lie inside the texture's data and not overlap another.
+fn parse_records(data: &[u8], format: DdsFormat) -> (Vec<(u64, Bytes)>, usize) {
+    if data.len() < FILE_HEADER_LEN || data[..FILE_HEADER_LEN] != file_header(format) {
+        return (Vec::new(), 0);
+    }
+    let size = layout::file_size(format);
+    let mut records: Vec<(u64, Bytes)> = Vec::new();
+    let mut at = FILE_HEADER_LEN;
+    while data.len() >= at + RECORD_HEADER_LEN {
+        let h = &data[at..at + RECORD_HEADER_LEN];
+        let offset = u64::from_le_bytes(h[4..12].try_into().expect("8 bytes"));
+        let len = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(h[16..20].try_into().expect("4 bytes"));
+        let body = at + RECORD_HEADER_LEN;
+        let valid = &h[..4] == RECORD_MAGIC
+            && data.len() >= body + len
+            && offset >= layout::HEADER_LEN
+            && offset + len as u64 <= size
+            && crc32fast::hash(&data[body..body + len]) == crc
+            && !records
+                .iter()
+                .any(|(o, b)| offset < o + b.len() as u64 && *o < offset + len as u64);
+        if !valid {
+            break;
+        }
+        records.push((offset, Bytes::copy_from_slice(&data[body..body + len])));
+        at = body + len;
+    }
+    let good_len = if records.is_empty() { 0 } else { at };
+    (records, good_len)
+}
+
 /// Builds the index from file names and metadata alone; deletes temp files
 /// left behind by a crash.
 fn scan(dir: &Path) -> io::Result<Index> {
@@ -289,7 +374,7 @@ fn scan(dir: &Path) -> io::Result<Index> {
                 continue;
             }
             let Some((row, col)) = name
-                .strip_suffix(".dds")
+                .strip_suffix(".xel")
                 .and_then(|stem| stem.split_once('_'))
                 .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
             else {
@@ -312,67 +397,82 @@ fn scan(dir: &Path) -> io::Result<Index> {
 mod tests {
     use super::*;
 
-    fn valid_texture(format: DdsFormat, fill: u8) -> Bytes {
-        let mut bytes = vec![fill; layout::file_size(format) as usize];
-        bytes[..128].copy_from_slice(&layout::header(format));
-        Bytes::from(bytes)
+    fn parts(fill: u8) -> Vec<(u64, Bytes)> {
+        vec![
+            (128, Bytes::from(vec![fill; 5000])),
+            (layout::level_offset(DdsFormat::Bc1, 4), Bytes::from(vec![fill; 300])),
+        ]
     }
 
     fn key(row: u32) -> TextureKey {
         TextureKey { zoom: 16, row, col: 32 }
     }
 
-    #[tokio::test]
-    async fn round_trips_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = DiskCache::open(dir.path(), "custom", DdsFormat::Bc1, 1 << 30).unwrap();
-        assert!(cache.get(key(16)).await.is_none());
-        let texture = valid_texture(DdsFormat::Bc1, 7);
-        cache.put(key(16), texture.clone()).await;
-        assert_eq!(cache.get(key(16)).await.unwrap(), texture);
-        drop(cache);
-        let reopened = DiskCache::open(dir.path(), "custom", DdsFormat::Bc1, 1 << 30).unwrap();
-        assert_eq!(reopened.stats().entries, 1);
-        assert_eq!(reopened.get(key(16)).await.unwrap(), texture);
+    fn open(dir: &Path, capacity: u64) -> Arc<DiskCache> {
+        DiskCache::open(dir, "custom", DdsFormat::Bc1, capacity).unwrap()
     }
 
     #[tokio::test]
-    async fn truncated_or_corrupt_files_are_dropped() {
+    async fn round_trips_appends_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = DiskCache::open(dir.path(), "custom", DdsFormat::Bc1, 1 << 30).unwrap();
-        cache.put(key(0), valid_texture(DdsFormat::Bc1, 1)).await;
-        cache.put(key(16), valid_texture(DdsFormat::Bc1, 1)).await;
-        let truncated = cache.path(&key(0));
-        let file = fs::OpenOptions::new().write(true).open(&truncated).unwrap();
-        file.set_len(1000).unwrap();
+        let cache = open(dir.path(), 1 << 30);
+        assert!(cache.load(key(16)).await.is_none());
+        let p = parts(7);
+        cache.append(key(16), p[..1].to_vec()).await;
+        cache.append(key(16), p[1..].to_vec()).await;
+        assert_eq!(cache.load(key(16)).await.unwrap(), p);
+        drop(cache);
+        let reopened = open(dir.path(), 1 << 30);
+        assert_eq!(reopened.stats().entries, 1);
+        assert_eq!(reopened.load(key(16)).await.unwrap(), p);
+        // A BC3 cache does not take BC1 files.
+        let bc3 = DiskCache::open(dir.path(), "custom", DdsFormat::Bc3, 1 << 30).unwrap();
+        assert!(bc3.load(key(16)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn torn_and_corrupt_records_are_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 1 << 30);
+        cache.append(key(0), parts(1)).await;
+        cache.append(key(16), parts(1)).await;
+        cache.append(key(32), parts(1)).await;
+        // Torn second record: the first survives.
+        let torn = cache.path(&key(0));
+        let len = fs::metadata(&torn).unwrap().len();
+        fs::OpenOptions::new().write(true).open(&torn).unwrap().set_len(len - 10).unwrap();
+        assert_eq!(cache.load(key(0)).await.unwrap(), parts(1)[..1].to_vec());
+        // A flipped byte in the first record's data: nothing valid remains.
         let corrupt = cache.path(&key(16));
         let mut bytes = fs::read(&corrupt).unwrap();
-        bytes[84..88].copy_from_slice(b"XXXX");
+        bytes[FILE_HEADER_LEN + RECORD_HEADER_LEN + 10] ^= 0xFF;
         fs::write(&corrupt, bytes).unwrap();
-
-        assert!(cache.get(key(0)).await.is_none());
-        assert!(cache.get(key(16)).await.is_none());
-        assert!(!truncated.exists() && !corrupt.exists());
-        assert_eq!(cache.stats().entries, 0);
+        assert!(cache.load(key(16)).await.is_none());
+        assert!(!corrupt.exists());
+        // A file truncated into its header.
+        let short = cache.path(&key(32));
+        fs::OpenOptions::new().write(true).open(&short).unwrap().set_len(8).unwrap();
+        assert!(cache.load(key(32)).await.is_none());
+        assert_eq!(cache.stats().entries, 1);
     }
 
     #[tokio::test]
     async fn evicts_least_recently_used_beyond_capacity() {
         let dir = tempfile::tempdir().unwrap();
-        let size = layout::file_size(DdsFormat::Bc1);
-        let cache = DiskCache::open(dir.path(), "custom", DdsFormat::Bc1, 3 * size).unwrap();
+        let one = (FILE_HEADER_LEN + 2 * RECORD_HEADER_LEN + 5300) as u64;
+        let cache = open(dir.path(), 3 * one);
         for row in 0..3 {
-            cache.put(key(row * 16), valid_texture(DdsFormat::Bc1, 0)).await;
+            cache.append(key(row * 16), parts(0)).await;
         }
         // Touch the oldest so the second becomes least recently used.
-        assert!(cache.get(key(0)).await.is_some());
-        cache.put(key(48), valid_texture(DdsFormat::Bc1, 0)).await;
+        assert!(cache.load(key(0)).await.is_some());
+        cache.append(key(48), parts(0)).await;
         cache.evict();
         let stats = cache.stats();
-        assert!(stats.bytes <= 3 * size, "{stats:?}");
-        assert!(cache.get(key(0)).await.is_some(), "recently used survives");
-        assert!(cache.get(key(16)).await.is_none(), "least recently used goes");
-        assert!(cache.get(key(48)).await.is_some());
+        assert!(stats.bytes <= 3 * one, "{stats:?}");
+        assert!(cache.load(key(0)).await.is_some(), "recently used survives");
+        assert!(cache.load(key(16)).await.is_none(), "least recently used goes");
+        assert!(cache.load(key(48)).await.is_some());
     }
 
     #[test]
@@ -382,8 +482,8 @@ mod tests {
         fs::create_dir_all(&zoom).unwrap();
         fs::write(zoom.join("notes.txt"), b"x").unwrap();
         fs::write(zoom.join(format!(".1_2.3.4{TEMP_SUFFIX}")), b"x").unwrap();
-        fs::write(zoom.join("16_32.dds"), b"x").unwrap();
-        let cache = DiskCache::open(dir.path(), "custom", DdsFormat::Bc1, 1 << 30).unwrap();
+        fs::write(zoom.join("16_32.xel"), b"x").unwrap();
+        let cache = open(dir.path(), 1 << 30);
         assert_eq!(cache.stats().entries, 1);
         assert!(!zoom.join(format!(".1_2.3.4{TEMP_SUFFIX}")).exists());
     }

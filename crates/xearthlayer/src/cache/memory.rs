@@ -1,39 +1,37 @@
-//! The memory tier: finished textures, bounded by bytes, evicted by
-//! quick_cache's CLOCK-Pro policy (scan resistant: one pass over many
-//! distant textures does not flush the ones being flown over).
+//! The memory tier: textures (whole or in part), bounded by bytes, evicted by
+//! quick_cache's CLOCK-Pro policy (scan resistant: one pass over many distant
+//! textures does not flush the ones being flown over).
 
-use std::time::Instant;
-
-use bytes::Bytes;
 use quick_cache::sync::Cache;
 use quick_cache::{OptionsBuilder, Weighter};
 
 use super::TextureKey;
 
-/// A finished texture file.
+/// Smallest weight an entry counts for: its bookkeeping. (quick_cache never
+/// evicts weightless entries.)
+const MIN_WEIGHT: u64 = 4096;
+
 #[derive(Debug, Clone)]
-pub struct CachedTexture {
-    pub bytes: Bytes,
-    /// Some chunks were filled in: serve it, but build it again later.
-    pub degraded: bool,
-    pub built_at: Instant,
+struct Weighted<V> {
+    value: V,
+    weight: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct ByteWeight;
+struct ByWeight;
 
-impl Weighter<TextureKey, CachedTexture> for ByteWeight {
-    fn weight(&self, _key: &TextureKey, texture: &CachedTexture) -> u64 {
-        texture.bytes.len() as u64
+impl<V> Weighter<TextureKey, Weighted<V>> for ByWeight {
+    fn weight(&self, _key: &TextureKey, entry: &Weighted<V>) -> u64 {
+        entry.weight
     }
 }
 
-/// Textures in memory, at most `capacity` bytes of them.
-pub struct MemoryCache {
-    cache: Cache<TextureKey, CachedTexture, ByteWeight>,
+/// Values by texture, at most `capacity` bytes of them by their stated weight.
+pub struct MemoryCache<V: Clone> {
+    cache: Cache<TextureKey, Weighted<V>, ByWeight>,
 }
 
-impl std::fmt::Debug for MemoryCache {
+impl<V: Clone> std::fmt::Debug for MemoryCache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryCache")
             .field("bytes", &self.cache.weight())
@@ -42,32 +40,31 @@ impl std::fmt::Debug for MemoryCache {
     }
 }
 
-impl MemoryCache {
+impl<V: Clone> MemoryCache<V> {
     pub fn new(capacity: u64) -> Self {
         // quick_cache splits the capacity over shards and refuses items larger
-        // than a shard; keep shards large enough for a few textures each.
+        // than a shard; keep shards large enough for a few whole textures.
         let shards = (capacity / (256 << 20)).clamp(1, 16) as usize;
         let options = OptionsBuilder::new()
             .shards(shards)
-            .estimated_items_capacity((capacity / (11 << 20)).max(1) as usize)
-            .weight_capacity(capacity.max(1))
+            .estimated_items_capacity((capacity / (1 << 20)).max(16) as usize)
+            .weight_capacity(capacity.max(MIN_WEIGHT))
             .build()
             .expect("cache options are complete");
         MemoryCache {
-            cache: Cache::with_options(options, ByteWeight, Default::default(), Default::default()),
+            cache: Cache::with_options(options, ByWeight, Default::default(), Default::default()),
         }
     }
 
-    pub fn get(&self, key: &TextureKey) -> Option<CachedTexture> {
-        self.cache.get(key)
+    pub fn get(&self, key: &TextureKey) -> Option<V> {
+        self.cache.get(key).map(|e| e.value)
     }
 
-    pub fn insert(&self, key: TextureKey, texture: CachedTexture) {
-        self.cache.insert(key, texture);
-    }
-
-    pub fn remove(&self, key: &TextureKey) {
-        self.cache.remove(key);
+    /// Inserts or replaces; `weight` is the bytes the value holds now
+    /// (re-insert to update it as a value grows).
+    pub fn insert(&self, key: TextureKey, value: V, weight: u64) {
+        let weight = weight.max(MIN_WEIGHT);
+        self.cache.insert(key, Weighted { value, weight });
     }
 
     /// Bytes held.
@@ -88,23 +85,25 @@ impl MemoryCache {
 mod tests {
     use super::*;
 
-    fn texture(len: usize) -> CachedTexture {
-        CachedTexture {
-            bytes: Bytes::from(vec![0u8; len]),
-            degraded: false,
-            built_at: Instant::now(),
-        }
-    }
-
     #[test]
     fn stays_within_its_byte_budget() {
         let cache = MemoryCache::new(100 << 20);
         for row in 0..40 {
-            cache.insert(TextureKey { zoom: 16, row, col: 0 }, texture(11 << 20));
+            cache.insert(TextureKey { zoom: 16, row, col: 0 }, row, 11 << 20);
         }
         assert!(cache.weight() <= 100 << 20, "{}", cache.weight());
         assert!(cache.len() >= 5, "a 100 MiB cache holds several 11 MiB textures");
-        let last = TextureKey { zoom: 16, row: 39, col: 0 };
-        assert!(cache.get(&last).is_some());
+        assert_eq!(cache.get(&TextureKey { zoom: 16, row: 39, col: 0 }), Some(39));
+    }
+
+    #[test]
+    fn reinsertion_updates_the_weight() {
+        let cache = MemoryCache::new(100 << 20);
+        let key = TextureKey { zoom: 16, row: 0, col: 0 };
+        cache.insert(key, "small", 1 << 20);
+        assert_eq!(cache.weight(), 1 << 20);
+        cache.insert(key, "grown", 5 << 20);
+        assert_eq!(cache.weight(), 5 << 20);
+        assert_eq!(cache.get(&key), Some("grown"));
     }
 }

@@ -1,13 +1,17 @@
-//! The texture engine: from a texture name to its DDS bytes.
+//! The texture engine: from a texture name and a byte range to DDS bytes.
 //!
+//! - [`plan`]: which units of work make which bytes.
 //! - [`build`]: the CPU pipeline (decode, fill, mips, encode), pure.
-//! - [`pool`]: the bounded pool that runs it.
-//! - [`service`]: caches, coalescing, downloads, budgets.
+//! - [`state`]: the bytes built so far of one texture.
+//! - [`pool`]: the bounded pool that runs the CPU work.
+//! - [`service`]: entries, caches, coalescing, downloads, budgets.
 //! - [`source`]: what the filesystem calls.
 
 pub mod build;
+pub mod plan;
 pub mod pool;
 pub mod service;
 pub mod source;
+pub mod state;
 
-pub use service::{ServiceConfig, ServiceError, Texture, TextureService};
+pub use service::{ServiceConfig, ServiceError, Texture, TextureEntry, TextureService};

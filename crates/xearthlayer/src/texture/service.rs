@@ -1,31 +1,37 @@
-//! The texture service: a texture name in, its finished DDS bytes out, for
-//! hundreds of textures at once.
+//! The texture service: a texture name and a byte range in, exactly those
+//! bytes out, for hundreds of textures at once.
 //!
-//! Order of business for one texture: memory cache, then an in-flight
-//! generation of the same texture (shared, never started twice), then the
-//! disk cache, then a build. A build runs as its own task, so a reader that
-//! goes away does not waste the work; its downloads all proceed at once
-//! (bounded by the shared client), and each strip of chunks goes to the CPU
-//! pool as soon as its own chunks are in. Every texture has a time budget:
-//! when it runs out the texture is finished with what arrived and the rest
-//! filled, so a reader is never left hanging. Nothing here fails: the worst
-//! outcome is a valid texture of neutral colour.
+//! Each texture has one shared entry (in the memory cache) holding what is
+//! built of it ([`TextureState`]). A read builds only the units its range
+//! needs ([`plan`](super::plan)): a header read the top strip, a distant
+//! texture's read the one low-zoom chunk. Each unit is built once however
+//! many readers want it, as its own task so a reader that goes away does not
+//! waste the work: its chunks download at once (bounded by the shared
+//! client), then the CPU pool decodes, mips and encodes them. Every unit has
+//! a time budget: when it runs out the unit is finished with what arrived and
+//! the rest filled from lower-zoom imagery or a neutral colour, so a reader
+//! is never left hanging. Nothing here fails: the worst outcome is valid
+//! bytes of neutral colour.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::{join_all, FutureExt, Shared};
+use tokio::sync::OnceCell;
 use tokio::time::timeout_at;
 use tokio_util::task::TaskTracker;
 
 use super::build::{self, ChunkInput, StripOutput};
+use super::plan::{self, Unit, LOW_LEVEL};
 use super::pool::CpuPool;
-use crate::cache::memory::CachedTexture;
+use super::state::{LowPart, TextureState};
 use crate::cache::{DiskCache, MemoryCache, TextureKey};
 use crate::coord::{ChunkCoord, TextureId};
 use crate::dds::layout::{self, DdsFormat};
@@ -34,7 +40,7 @@ use crate::image::looks_complete;
 use crate::metrics::Metrics;
 use crate::provider::TileProvider;
 
-/// A texture with filled chunks is built again after this long.
+/// A texture with filled chunks is built again (for new opens) after this long.
 const DEGRADED_RETRY: Duration = Duration::from_secs(60);
 /// How many zoom levels up a missing chunk looks for stand-in imagery.
 const FALLBACK_DEPTHS: u8 = 4;
@@ -43,7 +49,7 @@ const FALLBACK_DEPTHS: u8 = 4;
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     pub format: DdsFormat,
-    /// Time from the start of a build to serving it with whatever arrived.
+    /// Time from the start of a unit's build to finishing it with whatever arrived.
     pub budget: Duration,
     /// Concurrent CPU jobs (decode, mips, encode); defaults to the cores.
     pub cpu_threads: usize,
@@ -78,7 +84,7 @@ pub enum ServiceError {
     },
 }
 
-/// A served texture.
+/// A whole served texture.
 #[derive(Debug, Clone)]
 pub struct Texture {
     /// The whole DDS file.
@@ -87,8 +93,41 @@ pub struct Texture {
     pub degraded: bool,
 }
 
-type SharedBuild = Shared<Pin<Box<dyn Future<Output = CachedTexture> + Send>>>;
+type SharedUnit = Shared<Pin<Box<dyn Future<Output = ()> + Send>>>;
 type SharedChunk = Shared<Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>>;
+
+/// One texture's shared entry: its built bytes and the work under way.
+pub struct TextureEntry {
+    id: TextureId,
+    key: TextureKey,
+    state: TextureState,
+    /// Units being built, each shared by every reader that needs it.
+    building: Mutex<HashMap<Unit, SharedUnit>>,
+    /// Stand-in chunks fetched for this texture, shared by its units.
+    ancestors: Mutex<HashMap<ChunkCoord, SharedChunk>>,
+    /// Units building now, to count textures in flight.
+    active_units: AtomicUsize,
+    disk_loaded: OnceCell<()>,
+}
+
+impl std::fmt::Debug for TextureEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextureEntry")
+            .field("id", &self.id)
+            .field("bytes_held", &self.state.bytes_held())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TextureEntry {
+    pub fn id(&self) -> &TextureId {
+        &self.id
+    }
+
+    pub fn state(&self) -> &TextureState {
+        &self.state
+    }
+}
 
 /// The texture engine. Cheap to clone; all clones share caches and limits.
 #[derive(Debug, Clone)]
@@ -101,10 +140,10 @@ struct Inner {
     http: HttpClient,
     config: ServiceConfig,
     cpu: CpuPool,
-    memory: MemoryCache,
+    memory: MemoryCache<Arc<TextureEntry>>,
+    // Serialises finding-or-creating entries; held for cache calls only.
+    entry_lock: Mutex<()>,
     disk: Option<Arc<DiskCache>>,
-    // Held only to look up or insert, never across an await.
-    in_flight: Mutex<HashMap<TextureKey, SharedBuild>>,
     placeholder: Bytes,
     metrics: Arc<Metrics>,
     /// Disk writes run in the background; shutdown waits for them.
@@ -141,11 +180,11 @@ impl TextureService {
             inner: Arc::new(Inner {
                 cpu: CpuPool::new(config.cpu_threads),
                 memory: MemoryCache::new(config.memory_cache_bytes),
+                entry_lock: Mutex::new(()),
                 placeholder: Bytes::from(build::placeholder(config.format)),
                 provider,
                 http,
                 disk,
-                in_flight: Mutex::new(HashMap::new()),
                 metrics,
                 config,
                 disk_writes: TaskTracker::new(),
@@ -170,32 +209,59 @@ impl TextureService {
         &self.inner.provider
     }
 
-    pub fn memory_cache(&self) -> &MemoryCache {
-        &self.inner.memory
+    /// Bytes of texture data held in memory.
+    pub fn memory_bytes(&self) -> u64 {
+        self.inner.memory.weight()
     }
 
     pub fn disk_cache(&self) -> Option<&Arc<DiskCache>> {
         self.inner.disk.as_ref()
     }
 
-    /// The texture's whole DDS file. Never fails: on any problem the
-    /// missing parts are filled, at worst with a neutral placeholder.
-    pub async fn texture(&self, id: &TextureId) -> Texture {
+    /// The shared entry of a texture: cheap, no I/O. A degraded entry older
+    /// than the retry interval is replaced, so failures do not stick; open
+    /// files keep the entry they got.
+    pub fn entry(&self, id: &TextureId) -> Arc<TextureEntry> {
         let key = TextureKey::from(id);
-        if let Some(hit) = self.inner.memory.get(&key) {
-            if !hit.degraded || hit.built_at.elapsed() < DEGRADED_RETRY {
-                self.inner.metrics.memory_hits.incr();
-                return Texture {
-                    bytes: hit.bytes,
-                    degraded: hit.degraded,
-                };
+        let _serial = self.inner.entry_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = self.inner.memory.get(&key) {
+            if !entry.state.is_degraded() || entry.state.age() < DEGRADED_RETRY {
+                return entry;
             }
         }
-        let build = self.shared_build(key, id);
-        let done = build.await;
+        let entry = Arc::new(TextureEntry {
+            id: id.clone(),
+            key,
+            state: TextureState::new(self.inner.config.format),
+            building: Mutex::new(HashMap::new()),
+            ancestors: Mutex::new(HashMap::new()),
+            active_units: AtomicUsize::new(0),
+            disk_loaded: OnceCell::new(),
+        });
+        self.inner.memory.insert(key, Arc::clone(&entry), 0);
+        entry
+    }
+
+    /// Exactly the bytes of `range` of the texture (clamped to its size),
+    /// building what is missing first. Never fails.
+    pub async fn read(&self, entry: &Arc<TextureEntry>, range: Range<u64>) -> Bytes {
+        let m = &self.inner.metrics;
+        for level in layout::levels_touched(self.format(), range.clone()) {
+            m.reads_by_level[level as usize].incr();
+        }
+        self.inner.ensure(entry, range.clone()).await;
+        let bytes = entry.state.read(range, &self.inner.placeholder);
+        m.bytes_read.add(bytes.len() as u64);
+        bytes
+    }
+
+    /// The texture's whole DDS file.
+    pub async fn texture(&self, id: &TextureId) -> Texture {
+        let entry = self.entry(id);
+        let bytes = self.read(&entry, 0..self.file_size()).await;
         Texture {
-            bytes: done.bytes,
-            degraded: done.degraded,
+            bytes,
+            degraded: entry.state.is_degraded(),
         }
     }
 
@@ -206,152 +272,240 @@ impl TextureService {
         writes.wait().await;
         writes.reopen();
     }
-
-    /// The one build of `key` in flight, started if there is none.
-    fn shared_build(&self, key: TextureKey, id: &TextureId) -> SharedBuild {
-        let mut in_flight = self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(build) = in_flight.get(&key) {
-            return build.clone();
-        }
-        let inner = Arc::clone(&self.inner);
-        let task = tokio::spawn(Inner::produce(Arc::clone(&inner), key, id.clone()));
-        let build: SharedBuild = async move {
-            task.await.unwrap_or_else(|e| {
-                tracing::error!(error = %e, "texture build task failed; serving a placeholder");
-                inner.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-                CachedTexture {
-                    bytes: inner.placeholder.clone(),
-                    degraded: true,
-                    built_at: Instant::now(),
-                }
-            })
-        }
-        .boxed()
-        .shared();
-        in_flight.insert(key, build.clone());
-        build
-    }
 }
 
 impl Inner {
-    /// Disk cache or build; then memory cache, and disk if the texture is whole.
-    async fn produce(self: Arc<Self>, key: TextureKey, id: TextureId) -> CachedTexture {
-        let _generating = self.metrics.generations_in_flight.enter();
-        let cached = match &self.disk {
-            Some(disk) => disk.get(key).await,
-            None => None,
-        };
-        let texture = match cached {
-            Some(bytes) => {
-                self.metrics.disk_hits.incr();
-                CachedTexture {
-                    bytes,
-                    degraded: false,
-                    built_at: Instant::now(),
-                }
-            }
-            None => {
-                self.metrics.cache_misses.incr();
-                let texture = self.build(&id).await;
-                self.metrics.textures_generated.incr();
-                if texture.degraded {
-                    self.metrics.textures_degraded.incr();
-                } else if let Some(disk) = &self.disk {
-                    let (disk, bytes) = (Arc::clone(disk), texture.bytes.clone());
-                    self.disk_writes.spawn(async move { disk.put(key, bytes).await });
-                }
-                texture
-            }
-        };
-        self.memory.insert(key, texture.clone());
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-        texture
-    }
-
-    /// Builds all 13 levels from the texture's 256 chunks.
-    async fn build(self: &Arc<Self>, id: &TextureId) -> CachedTexture {
-        let deadline = tokio::time::Instant::now() + self.config.budget;
+    /// Builds whatever of `range` is not built yet, top levels first: a
+    /// level-0 strip also makes the rows below it, so lower levels are
+    /// planned again after each round.
+    async fn ensure(self: &Arc<Self>, entry: &Arc<TextureEntry>, range: Range<u64>) {
         let format = self.config.format;
-        let ancestors = Arc::new(AncestorMemo::default());
-        let chunks: Vec<ChunkCoord> = id.chunks().collect();
-        let strips = chunks.chunks(build::chunks_per_side(0)).map(|row| {
-            let ancestors = Arc::clone(&ancestors);
-            async move {
-                let inputs = self.strip_inputs(row, deadline, &ancestors).await;
-                self.cpu
-                    .run(move || build::build_strip(format, 0, &inputs))
-                    .await
-            }
-        });
-        let strips: Vec<StripOutput> = join_all(strips).await;
-        let filled: u32 = strips.iter().map(|s| s.filled).sum();
-        self.metrics.chunks_filled.add(u64::from(filled));
-        let bytes = self
-            .cpu
-            .run(move || {
-                let bands: Vec<Vec<u8>> = strips.iter().map(|s| s.band.clone()).collect();
-                let tail = build::build_tail(format, 0, &bands);
-                build::assemble_file(format, &strips, &tail)
-            })
-            .await;
-        CachedTexture {
-            bytes: Bytes::from(bytes),
-            degraded: filled > 0,
-            built_at: Instant::now(),
+        if entry.state.is_built(range.clone()) {
+            self.metrics.memory_hits.incr();
+            return;
+        }
+        self.load_from_disk(entry).await;
+        loop {
+            let needed: Vec<Unit> = plan::units_touching(format, range.clone())
+                .into_iter()
+                .filter(|u| {
+                    let r = u.range(format);
+                    !entry.state.is_built(r.start.max(range.start)..r.end.min(range.end))
+                })
+                .collect();
+            let Some(top) = needed.iter().map(|u| u.top()).min() else {
+                return;
+            };
+            // Levels 4..=12 come free with the last level-0 strip; fetch
+            // their chunk only when no level-0 strip is being built.
+            let round: Vec<Unit> = needed
+                .into_iter()
+                .filter(|u| u.top() == top || (*u == Unit::Low && top > 0))
+                .collect();
+            join_all(round.into_iter().map(|u| self.unit(entry, u))).await;
         }
     }
 
-    /// Downloads one strip's chunks and finds stand-ins for those that fail.
+    /// Fills a new entry from the disk cache, once.
+    async fn load_from_disk(self: &Arc<Self>, entry: &Arc<TextureEntry>) {
+        let Some(disk) = &self.disk else { return };
+        entry
+            .disk_loaded
+            .get_or_init(|| async {
+                if let Some(segments) = disk.load(entry.key).await {
+                    self.metrics.disk_hits.incr();
+                    for (offset, bytes) in segments {
+                        entry.state.insert(offset, bytes);
+                    }
+                    self.reweigh(entry);
+                } else {
+                    self.metrics.cache_misses.incr();
+                }
+            })
+            .await;
+    }
+
+    /// The one build of `unit` for this entry, started if not under way.
+    fn unit(self: &Arc<Self>, entry: &Arc<TextureEntry>, unit: Unit) -> SharedUnit {
+        let mut building = entry.building.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(build) = building.get(&unit) {
+            return build.clone();
+        }
+        let task = tokio::spawn(Arc::clone(self).build_unit(Arc::clone(entry), unit));
+        let build: SharedUnit = async move {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "texture build task failed; serving placeholder bytes");
+            }
+        }
+        .boxed()
+        .shared();
+        building.insert(unit, build.clone());
+        build
+    }
+
+    async fn build_unit(self: Arc<Self>, entry: Arc<TextureEntry>, unit: Unit) {
+        if entry.active_units.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.metrics.generations_in_flight.raise();
+        }
+        let format = self.config.format;
+        let deadline = tokio::time::Instant::now() + self.config.budget;
+        let inputs = self.strip_inputs(&entry, unit, deadline).await;
+        let top = unit.top();
+        let out: StripOutput = self.cpu.run(move || build::build_strip(format, top, &inputs)).await;
+        let degraded = out.filled > 0;
+        if degraded {
+            entry.state.mark_degraded();
+            self.metrics.chunks_filled.add(u64::from(out.filled));
+        }
+        let mut segments = Vec::new();
+        match unit {
+            Unit::Strip { level, strip } => {
+                segments.push((unit.range(format).start, Bytes::from(out.levels[0].clone())));
+                for below in level + 1..LOW_LEVEL {
+                    let j = (below - level) as usize;
+                    let at = plan::derived_range(format, level, strip, below).start;
+                    segments.push((at, Bytes::from(out.levels[j].clone())));
+                }
+                if level == 0 {
+                    let part = LowPart {
+                        rows: out.levels[4..7].iter().map(|r| Bytes::from(r.clone())).collect(),
+                        band: out.band,
+                    };
+                    if let Some(parts) = entry.state.add_low_part(strip as usize, part) {
+                        segments.push((Unit::Low.range(format).start, derive_low(format, &parts)));
+                    }
+                }
+            }
+            Unit::Low => {
+                let tail = build::build_tail(format, LOW_LEVEL, &[out.band]);
+                let low: Vec<u8> = out.levels.into_iter().chain(tail).flatten().collect();
+                segments.push((unit.range(format).start, Bytes::from(low)));
+            }
+        }
+        let added: Vec<(u64, Bytes)> = segments
+            .into_iter()
+            .filter(|(at, bytes)| entry.state.insert(*at, bytes.clone()))
+            .collect();
+        self.metrics.units_built.incr();
+        self.metrics
+            .bytes_produced
+            .add(added.iter().map(|(_, b)| b.len() as u64).sum());
+        self.reweigh(&entry);
+        if !degraded && !added.is_empty() {
+            if let Some(disk) = &self.disk {
+                let (disk, key) = (Arc::clone(disk), entry.key);
+                self.disk_writes.spawn(async move { disk.append(key, added).await });
+            }
+        }
+        entry
+            .building
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&unit);
+        if entry.active_units.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.metrics.generations_in_flight.lower();
+            self.metrics.textures_generated.incr();
+            if entry.state.is_degraded() {
+                self.metrics.textures_degraded.incr();
+            }
+        }
+    }
+
+    /// Tells the memory cache how much the entry holds now (if it still
+    /// holds this entry).
+    fn reweigh(&self, entry: &Arc<TextureEntry>) {
+        let _serial = self.entry_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self
+            .memory
+            .get(&entry.key)
+            .is_some_and(|cached| Arc::ptr_eq(&cached, entry))
+        {
+            self.memory
+                .insert(entry.key, Arc::clone(entry), entry.state.bytes_held());
+        }
+    }
+
+    /// Downloads a unit's chunks and finds stand-ins for those that fail.
+    /// The low unit's chunk is kept for the texture: it is the stand-in of
+    /// first resort for every chunk above it.
     async fn strip_inputs(
         self: &Arc<Self>,
-        row: &[ChunkCoord],
+        entry: &Arc<TextureEntry>,
+        unit: Unit,
         deadline: tokio::time::Instant,
-        ancestors: &Arc<AncestorMemo>,
     ) -> Vec<ChunkInput> {
-        let downloads = row
-            .iter()
-            .map(|&chunk| async move { timeout_at(deadline, self.fetch_chunk(chunk)).await.ok().flatten() });
+        let row = unit.chunks(&entry.id);
+        let downloads = row.iter().map(|&chunk| async move {
+            let download = if unit == Unit::Low {
+                self.ancestor(entry, chunk).left_future()
+            } else {
+                self.fetch_chunk(chunk).right_future()
+            };
+            timeout_at(deadline, download).await.ok().flatten()
+        });
         let images = join_all(downloads).await;
         let inputs = row.iter().zip(images).map(|(&chunk, image)| async move {
             match image {
                 Some(image) => ChunkInput::Image(image),
-                None => self.stand_in(chunk, deadline, ancestors).await,
+                None => self.stand_in(entry, chunk, deadline).await,
             }
         });
         join_all(inputs).await
     }
 
-    /// A lower-zoom chunk containing `chunk`, fetched once per texture.
+    /// Imagery for a chunk that could not be had: a lower-zoom chunk that
+    /// contains it, preferring one already fetched for this texture, then
+    /// fetching the parent (and so on up), within the budget.
     async fn stand_in(
         self: &Arc<Self>,
+        entry: &Arc<TextureEntry>,
         chunk: ChunkCoord,
         deadline: tokio::time::Instant,
-        ancestors: &Arc<AncestorMemo>,
     ) -> ChunkInput {
-        let max_zoom = self.provider.max_zoom();
-        let first = chunk.zoom.saturating_sub(max_zoom).max(1);
-        for depth in first..first + FALLBACK_DEPTHS {
-            if depth > chunk.zoom || depth > 8 {
-                break;
+        let first = chunk.zoom.saturating_sub(self.provider.max_zoom()).max(1);
+        let depths: Vec<u8> = (first..first + FALLBACK_DEPTHS)
+            .filter(|&d| d <= chunk.zoom && d <= 8)
+            .collect();
+        let stand_in = |image, depth: u8| {
+            let mask = (1u32 << depth) - 1;
+            ChunkInput::Ancestor {
+                image,
+                depth,
+                x: chunk.x & mask,
+                y: chunk.y & mask,
             }
-            let parent = chunk.ancestor(depth);
-            let fetch = ancestors.get(self, parent);
-            // An ancestor already fetched is used even after the deadline:
-            // the timeout polls the (ready) future first.
+        };
+        for &depth in &depths {
+            let fetched = entry
+                .ancestors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&chunk.ancestor(depth))
+                .and_then(|f| f.peek().cloned().flatten());
+            if let Some(image) = fetched {
+                return stand_in(image, depth);
+            }
+        }
+        for depth in depths {
+            let fetch = self.ancestor(entry, chunk.ancestor(depth));
+            // A fetch already done is used even after the deadline: the
+            // timeout polls the (ready) future first.
             if let Ok(Some(image)) = timeout_at(deadline, fetch).await {
-                let mask = (1u32 << depth) - 1;
-                return ChunkInput::Ancestor {
-                    image,
-                    depth,
-                    x: chunk.x & mask,
-                    y: chunk.y & mask,
-                };
+                return stand_in(image, depth);
             }
         }
         ChunkInput::Missing
+    }
+
+    /// A stand-in chunk, fetched once per texture.
+    fn ancestor(self: &Arc<Self>, entry: &Arc<TextureEntry>, chunk: ChunkCoord) -> SharedChunk {
+        let mut memo = entry.ancestors.lock().unwrap_or_else(|e| e.into_inner());
+        memo.entry(chunk)
+            .or_insert_with(|| {
+                let inner = Arc::clone(self);
+                async move { inner.fetch_chunk(chunk).await }.boxed().shared()
+            })
+            .clone()
     }
 
     async fn fetch_chunk(&self, chunk: ChunkCoord) -> Option<Bytes> {
@@ -369,19 +523,18 @@ impl Inner {
     }
 }
 
-/// Per-texture memo of stand-in downloads, so that the chunks sharing a
-/// parent fetch it once.
-#[derive(Default)]
-struct AncestorMemo(Mutex<HashMap<ChunkCoord, SharedChunk>>);
-
-impl AncestorMemo {
-    fn get(&self, inner: &Arc<Inner>, chunk: ChunkCoord) -> SharedChunk {
-        let mut memo = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        memo.entry(chunk)
-            .or_insert_with(|| {
-                let inner = Arc::clone(inner);
-                async move { inner.fetch_chunk(chunk).await }.boxed().shared()
-            })
-            .clone()
+/// Levels 4..=12 from the 16 level-0 strips' parts: their rows of levels 4
+/// to 6 in order, then the tail from their bands.
+fn derive_low(format: DdsFormat, parts: &[LowPart]) -> Bytes {
+    let mut low = Vec::with_capacity((layout::file_size(format) - layout::level_offset(format, LOW_LEVEL)) as usize);
+    for level in 0..3 {
+        for part in parts {
+            low.extend_from_slice(&part.rows[level]);
+        }
     }
+    let bands: Vec<Vec<u8>> = parts.iter().map(|p| p.band.clone()).collect();
+    for level in build::build_tail(format, 0, &bands) {
+        low.extend_from_slice(&level);
+    }
+    Bytes::from(low)
 }
