@@ -38,6 +38,10 @@ fn assert_valid(bytes: &[u8], format: DdsFormat) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pixels_match_the_served_imagery_at_every_level() {
     let server = ImageryServer::start(ServerConfig::default()).await.unwrap();
+    let expected: Vec<(u8, Vec<u8>)> = [0u8, 1, 4, 8, 12]
+        .into_iter()
+        .map(|level| (level, expected_level(&texture(0), level)))
+        .collect();
     for format in [DdsFormat::Bc1, DdsFormat::Bc3] {
         let svc = service(
             &server,
@@ -50,10 +54,9 @@ async fn pixels_match_the_served_imagery_at_every_level() {
         let t = svc.texture(&id).await;
         assert!(!t.degraded);
         assert_valid(&t.bytes, format);
-        for level in [0u8, 1, 4, 8, 12] {
-            let got = decode_level(&t.bytes, format, level);
-            let want = expected_level(&id, level);
-            let db = psnr(&want, &got);
+        for (level, want) in &expected {
+            let got = decode_level(&t.bytes, format, *level);
+            let db = psnr(want, &got);
             assert!(db >= 30.0, "{format} level {level}: {db:.1} dB");
         }
     }
@@ -89,10 +92,18 @@ async fn many_textures_download_concurrently() {
     .unwrap();
     let svc = service(&server, ServiceConfig::default());
     let ids: Vec<_> = (0..64).map(texture).collect();
-    let results = join_all(ids.iter().map(|id| svc.texture(id))).await;
-    for t in &results {
-        assert_valid(&t.bytes, DdsFormat::Bc1);
+    // X-Plane's first read of each: the 64 KiB header (the top chunk row).
+    let reads = ids.iter().map(|id| {
+        let entry = svc.entry(id);
+        let svc = svc.clone();
+        async move { svc.read(&entry, 0..65536).await }
+    });
+    let results = join_all(reads).await;
+    for bytes in &results {
+        assert_eq!(bytes.len(), 65536);
+        assert_eq!(&bytes[..128], &layout::header(DdsFormat::Bc1));
     }
+    assert_eq!(server.stats().requests, 64 * 16);
     let peak = server.stats().peak_in_flight;
     assert!(peak > 128, "peak requests in flight {peak}");
     assert!(svc.metrics().snapshot().peak_generations_in_flight > 32);
@@ -170,7 +181,7 @@ async fn disk_cache_serves_a_new_service_and_rejects_bad_files() {
     let writer = service(&server, config());
     let first = writer.texture(&id).await;
     writer.flush().await;
-    let path = dir.path().join("custom/bc1/16/25264_10416.dds");
+    let path = dir.path().join("custom/bc1/16/25264_10416.xel");
     assert!(path.exists());
 
     server.reset_stats();
@@ -191,5 +202,8 @@ async fn disk_cache_serves_a_new_service_and_rejects_bad_files() {
     assert_eq!(server.stats().requests, 256, "rebuilt from imagery");
     assert_eq!(third.metrics().snapshot().disk_hits, 0);
     third.flush().await;
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), layout::file_size(DdsFormat::Bc1));
+    server.reset_stats();
+    let fourth = service(&server, config());
+    assert_eq!(fourth.texture(&id).await.bytes, first.bytes);
+    assert_eq!(server.stats().requests, 0, "the rebuilt texture was stored again");
 }

@@ -107,7 +107,7 @@ pub fn run_burst(paths: &[PathBuf], config: &BurstConfig) -> io::Result<BurstRep
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = paths.get(i) else { return Ok(()) };
-                        let kind = if config.full_every > 0 && i % config.full_every == 0 {
+                        let kind = if config.full_every > 0 && i.is_multiple_of(config.full_every) {
                             ReadKind::Full
                         } else {
                             ReadKind::Low

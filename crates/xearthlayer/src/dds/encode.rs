@@ -14,7 +14,7 @@ pub fn encoded_len(format: DdsFormat, width: usize, height: usize) -> usize {
 pub fn encode(format: DdsFormat, rgba: &[u8], width: usize, height: usize, out: &mut [u8]) {
     debug_assert_eq!(rgba.len(), width * height * RGBA);
     debug_assert_eq!(out.len(), encoded_len(format, width, height));
-    if width % 4 != 0 || height % 4 != 0 {
+    if !width.is_multiple_of(4) || !height.is_multiple_of(4) {
         // Only the 2x2 and 1x1 levels: pad to one block by repeating edges.
         let (w4, h4) = (width.div_ceil(4) * 4, height.div_ceil(4) * 4);
         let mut padded = vec![0u8; w4 * h4 * RGBA];

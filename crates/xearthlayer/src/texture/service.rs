@@ -331,6 +331,11 @@ impl Inner {
         if let Some(build) = building.get(&unit) {
             return build.clone();
         }
+        // Built since the caller looked (a unit adds its bytes before it
+        // leaves this map): nothing to do.
+        if entry.state.is_built(unit.range(self.config.format)) {
+            return futures_util::future::ready(()).boxed().shared();
+        }
         let task = tokio::spawn(Arc::clone(self).build_unit(Arc::clone(entry), unit));
         let build: SharedUnit = async move {
             if let Err(e) = task.await {
@@ -384,7 +389,7 @@ impl Inner {
         }
         let added: Vec<(u64, Bytes)> = segments
             .into_iter()
-            .filter(|(at, bytes)| entry.state.insert(*at, bytes.clone()))
+            .flat_map(|(at, bytes)| entry.state.insert(at, bytes))
             .collect();
         self.metrics.units_built.incr();
         self.metrics

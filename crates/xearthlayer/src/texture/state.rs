@@ -102,20 +102,36 @@ impl TextureState {
         true
     }
 
-    /// Adds a segment unless any of its bytes exist already. Returns whether
-    /// it was added.
-    pub fn insert(&self, start: u64, bytes: Bytes) -> bool {
+    /// Adds the parts of a segment whose bytes do not exist yet (existing
+    /// bytes are never replaced). Returns the parts added.
+    pub fn insert(&self, start: u64, bytes: Bytes) -> Vec<(u64, Bytes)> {
         let end = start + bytes.len() as u64;
         let mut segments = self.segments.write().unwrap_or_else(|e| e.into_inner());
-        let overlaps = segments
-            .range(..end)
-            .next_back()
-            .is_some_and(|(&s, b)| s + b.len() as u64 > start);
-        if overlaps || bytes.is_empty() {
-            return false;
+        // The free gaps of [start, end) between existing segments.
+        let mut gaps = Vec::new();
+        let mut at = start;
+        let first = segments.range(..=start).next_back().map_or(start, |(&s, _)| s);
+        for (&s, b) in segments.range(first..end) {
+            let e = s + b.len() as u64;
+            if e <= at {
+                continue;
+            }
+            if s > at {
+                gaps.push(at..s);
+            }
+            at = at.max(e);
         }
-        segments.insert(start, bytes);
-        true
+        if at < end {
+            gaps.push(at..end);
+        }
+        let added: Vec<(u64, Bytes)> = gaps
+            .into_iter()
+            .map(|g| (g.start, bytes.slice((g.start - start) as usize..(g.end - start) as usize)))
+            .collect();
+        for (s, b) in &added {
+            segments.insert(*s, b.clone());
+        }
+        added
     }
 
     /// All segments, by offset (for the disk cache).
@@ -177,17 +193,22 @@ mod tests {
     #[test]
     fn segments_never_overlap_or_change() {
         let s = state();
-        assert!(s.insert(1000, Bytes::from(vec![1u8; 100])));
-        assert!(!s.insert(1050, Bytes::from(vec![2u8; 100])), "overlaps the end");
-        assert!(!s.insert(950, Bytes::from(vec![2u8; 100])), "overlaps the start");
-        assert!(s.insert(1100, Bytes::from(vec![3u8; 10])));
-        assert!(s.insert(900, Bytes::from(vec![4u8; 100])));
-        assert_eq!(s.bytes_held(), 210);
-        assert!(s.is_built(900..1110));
-        assert!(s.is_built(1005..1105));
-        assert!(!s.is_built(899..1000));
-        assert!(!s.is_built(1000..1111));
+        let placeholder = Bytes::from(vec![0u8; layout::file_size(DdsFormat::Bc1) as usize]);
+        assert_eq!(s.insert(1000, Bytes::from(vec![1u8; 100])).len(), 1);
+        assert!(s.is_built(1000..1100));
+        assert!(!s.is_built(999..1100));
+        assert!(!s.is_built(1000..1101));
+        // Only the free parts of an overlapping segment are added.
+        let added = s.insert(950, Bytes::from(vec![2u8; 200]));
+        assert_eq!(added.iter().map(|(at, b)| (*at, b.len())).collect::<Vec<_>>(), vec![(950, 50), (1100, 50)]);
+        assert!(s.insert(1000, Bytes::from(vec![3u8; 100])).is_empty(), "nothing free");
+        assert_eq!(s.bytes_held(), 200);
+        assert!(s.is_built(950..1150));
         assert!(s.is_built(0..128), "the header is always there");
+        let read = s.read(950..1150, &placeholder);
+        assert_eq!(&read[..50], &[2u8; 50]);
+        assert_eq!(&read[50..150], &[1u8; 100], "the first bytes built stay");
+        assert_eq!(&read[150..], &[2u8; 50]);
     }
 
     #[test]

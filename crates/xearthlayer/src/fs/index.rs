@@ -1,0 +1,320 @@
+//! The package index: which textures the package's `.ter` files name.
+//!
+//! Built once at mount time. Every `*.ter` file of the package (anywhere,
+//! typically `terrain/`) is read, its `BASE_TEX` / `BASE_TEX_NOWRAP` lines
+//! resolved relative to the `.ter` file the way X-Plane does, and the names
+//! that land directly in `<package>/textures/` and parse as a
+//! [`TextureId`] become the virtual files listed in `textures/`.
+//!
+//! Listing is the index's only use: a lookup of any texture name in
+//! `textures/` succeeds whether indexed or not.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::coord::TextureId;
+
+/// Name of the directory the virtual textures live in.
+pub const TEXTURES_DIR: &str = "textures";
+
+/// The texture names a package's `.ter` files refer to.
+#[derive(Debug, Clone, Default)]
+pub struct TextureIndex {
+    /// Sorted, without duplicates, exactly as spelled in the `.ter` files.
+    names: Arc<[Box<str>]>,
+    ter_files: usize,
+    /// `BASE_TEX` lines naming something outside `textures/` or not a texture.
+    skipped: usize,
+    /// `.ter` files that could not be read.
+    unreadable: usize,
+    elapsed: Duration,
+}
+
+impl TextureIndex {
+    /// Walks `root` for `.ter` files and collects the textures they name.
+    pub fn build(root: &Path) -> io::Result<TextureIndex> {
+        let started = Instant::now();
+        let ter_files = find_ter_files(root)?;
+        let results = Mutex::new(Vec::new());
+        let next = AtomicUsize::new(0);
+        // Reading is I/O-bound: a few threads more than cores helps on cold caches.
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get() * 2)
+            .clamp(2, 8)
+            .min(ter_files.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    let mut local = Scan::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(rel) = ter_files.get(i) else { break };
+                        match std::fs::read(root.join(rel)) {
+                            Ok(text) => local.scan_ter(rel, &text),
+                            Err(err) => {
+                                tracing::debug!(path = %rel.display(), %err, "unreadable .ter file");
+                                local.unreadable += 1;
+                            }
+                        }
+                    }
+                    results.lock().unwrap_or_else(|e| e.into_inner()).push(local);
+                });
+            }
+        });
+        let mut all = Scan::default();
+        for scan in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            all.names.extend(scan.names);
+            all.skipped += scan.skipped;
+            all.unreadable += scan.unreadable;
+        }
+        all.names.sort_unstable();
+        all.names.dedup();
+        Ok(TextureIndex {
+            names: all.names.into(),
+            ter_files: ter_files.len(),
+            skipped: all.skipped,
+            unreadable: all.unreadable,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Texture file names, sorted.
+    pub fn names(&self) -> &Arc<[Box<str>]> {
+        &self.names
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.binary_search_by(|n| (**n).cmp(name)).is_ok()
+    }
+
+    /// Number of `.ter` files read.
+    pub fn ter_files(&self) -> usize {
+        self.ter_files
+    }
+
+    /// `BASE_TEX` lines that named nothing servable (outside `textures/`, or
+    /// not a texture name).
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// `.ter` files that could not be read.
+    pub fn unreadable(&self) -> usize {
+        self.unreadable
+    }
+
+    /// How long building the index took.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}
+
+#[derive(Default)]
+struct Scan {
+    names: Vec<Box<str>>,
+    skipped: usize,
+    unreadable: usize,
+}
+
+impl Scan {
+    /// Collects the textures one `.ter` file (at `rel`, relative to the
+    /// package root) names.
+    fn scan_ter(&mut self, rel: &Path, text: &[u8]) {
+        let dir = rel.parent().unwrap_or(Path::new(""));
+        for line in text.split(|&b| b == b'\n') {
+            let Ok(line) = std::str::from_utf8(line) else {
+                continue;
+            };
+            let line = line.trim();
+            let Some((keyword, rest)) = line.split_once(char::is_whitespace) else {
+                continue;
+            };
+            if keyword != "BASE_TEX" && keyword != "BASE_TEX_NOWRAP" {
+                continue;
+            }
+            match texture_name(dir, rest.trim()) {
+                Some(name) => self.names.push(name.into()),
+                None => {
+                    tracing::debug!(ter = %rel.display(), texture = rest.trim(), "BASE_TEX outside textures/ or not a texture name");
+                    self.skipped += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The texture file name `reference` (as written in a `.ter` file in `dir`,
+/// both relative to the package root) resolves to, if it lands directly in
+/// `textures/` and is a texture name.
+pub(crate) fn texture_name(dir: &Path, reference: &str) -> Option<String> {
+    let reference = reference.replace('\\', "/");
+    let resolved = normalize(&dir.join(&reference))?;
+    let mut parts = resolved.components();
+    let (Some(Component::Normal(first)), Some(Component::Normal(name)), None) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    if first != OsStr::new(TEXTURES_DIR) {
+        return None;
+    }
+    let name = name.to_str()?;
+    TextureId::parse(name).ok()?;
+    Some(name.to_string())
+}
+
+/// Resolves `.` and `..` lexically; `None` if the path is absolute or climbs
+/// above the package root.
+fn normalize(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Every `*.ter` file under `root`, relative to it. Symlinked directories are
+/// not followed (they could loop); symlinked `.ter` files are read.
+fn find_ter_files(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut dirs = vec![PathBuf::new()];
+    while let Some(rel) = dirs.pop() {
+        let entries = match std::fs::read_dir(root.join(&rel)) {
+            Ok(entries) => entries,
+            // The root itself must be readable; a subdirectory may not be.
+            Err(err) if rel.as_os_str().is_empty() => return Err(err),
+            Err(err) => {
+                tracing::warn!(dir = %rel.display(), %err, "skipping unreadable directory");
+                continue;
+            }
+        };
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            let name = entry.file_name();
+            if file_type.is_dir() {
+                dirs.push(rel.join(name));
+            } else if Path::new(&name).extension() == Some(OsStr::new("ter")) {
+                found.push(rel.join(name));
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_relative_to_the_ter_file() {
+        let terrain = Path::new("terrain");
+        assert_eq!(
+            texture_name(terrain, "../textures/25264_10368_BI16.dds").as_deref(),
+            Some("25264_10368_BI16.dds")
+        );
+        assert_eq!(
+            texture_name(terrain, "..\\textures\\25264_10368_BI16.dds").as_deref(),
+            Some("25264_10368_BI16.dds")
+        );
+        assert_eq!(
+            texture_name(Path::new(""), "./textures/25264_10368_BI16.dds").as_deref(),
+            Some("25264_10368_BI16.dds")
+        );
+        // Lands elsewhere, climbs out, absolute, nested, not a texture.
+        assert_eq!(texture_name(terrain, "textures/25264_10368_BI16.dds"), None);
+        assert_eq!(
+            texture_name(terrain, "../../textures/25264_10368_BI16.dds"),
+            None
+        );
+        assert_eq!(
+            texture_name(terrain, "/textures/25264_10368_BI16.dds"),
+            None
+        );
+        assert_eq!(
+            texture_name(terrain, "../textures/a/25264_10368_BI16.dds"),
+            None
+        );
+        assert_eq!(texture_name(terrain, "../textures/water_mask.png"), None);
+    }
+
+    #[test]
+    fn scans_base_tex_lines_only() {
+        let mut scan = Scan::default();
+        let ter = b"A\r\n800\r\nTERRAIN\r\n\r\nLOAD_CENTER 47.5 -5.6 2443 4096\r\n\
+            BASE_TEX_NOWRAP ../textures/25264_10368_BI16.dds\r\n\
+            BASE_TEX ../textures/25264_10384_BI16.dds\r\n\
+            NORMAL_TEX ../textures/25264_10400_BI16.dds\r\n\
+            BASE_TEX ../textures/not_a_texture.png\r\nNO_ALPHA\r\n";
+        scan.scan_ter(Path::new("terrain/x.ter"), ter);
+        assert_eq!(
+            scan.names,
+            vec![
+                Box::from("25264_10368_BI16.dds"),
+                Box::from("25264_10384_BI16.dds")
+            ]
+        );
+        assert_eq!(scan.skipped, 1);
+    }
+
+    #[test]
+    fn indexes_ten_thousand_ter_files_quickly() {
+        let dir = tempfile::tempdir().unwrap();
+        let terrain = dir.path().join("terrain");
+        std::fs::create_dir(&terrain).unwrap();
+        std::fs::create_dir_all(dir.path().join("Earth nav data/+40-010")).unwrap();
+        let n = 10_000u32;
+        for i in 0..n {
+            let (row, col) = (25_000 + (i / 100) * 16, 10_000 + (i % 100) * 16);
+            std::fs::write(
+                terrain.join(format!("{row}_{col}_BI16.ter")),
+                format!(
+                    "A\n800\nTERRAIN\n\nLOAD_CENTER 47.5 -5.6 2443 4096\n\
+                     BASE_TEX_NOWRAP ../textures/{row}_{col}_BI16.dds\nNO_ALPHA\n"
+                ),
+            )
+            .unwrap();
+        }
+        // Two .ter files naming the same texture count once.
+        std::fs::write(
+            terrain.join("dup_water.ter"),
+            "BASE_TEX ../textures/25000_10000_BI16.dds\n",
+        )
+        .unwrap();
+        let index = TextureIndex::build(dir.path()).unwrap();
+        assert_eq!(index.len(), n as usize);
+        assert_eq!(index.ter_files(), n as usize + 1);
+        assert!(index.contains("25000_10000_BI16.dds"));
+        assert!(!index.contains("25000_10000_BI17.dds"));
+        eprintln!(
+            "indexed {} .ter files in {:?}",
+            index.ter_files(),
+            index.elapsed()
+        );
+        // About a second is the target in release; debug builds get slack.
+        assert!(index.elapsed() < Duration::from_secs(10));
+    }
+}

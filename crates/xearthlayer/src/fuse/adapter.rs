@@ -1,0 +1,482 @@
+//! `fuse3::raw::Filesystem` over [`OverlayFs`]: each operation calls the
+//! core and maps its result; every error goes through [`fail`], which logs
+//! it and turns it into the errno. Mutating operations answer `EROFS`.
+
+use std::ffi::OsStr;
+use std::num::NonZeroU32;
+use std::os::unix::ffi::OsStringExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fuse3::raw::prelude::*;
+use fuse3::{Errno, Inode, Result};
+use futures_util::stream::{self, Stream};
+
+use crate::fs::{Attr, FileKind, FsError, OverlayFs, TextureSource};
+
+use super::MountConfig;
+
+/// `FOPEN_*` open reply flags of the kernel ABI (fuse_kernel.h); fuse3 0.10
+/// does not export them.
+const FOPEN_DIRECT_IO: u32 = 1 << 0;
+const FOPEN_KEEP_CACHE: u32 = 1 << 1;
+
+/// Largest write the kernel may send; sizes fuse3's request buffer. Nothing
+/// is ever written, but setxattr and friends travel in the same buffer.
+const MAX_WRITE: u32 = 128 * 1024;
+
+/// The fuse3 filesystem: a shared [`OverlayFs`] plus the kernel tuning.
+pub struct FuseAdapter<S: TextureSource> {
+    fs: Arc<OverlayFs<S>>,
+    ttl: Duration,
+    max_background: u16,
+    congestion_threshold: u16,
+}
+
+impl<S: TextureSource> FuseAdapter<S> {
+    pub fn new(fs: Arc<OverlayFs<S>>, config: &MountConfig) -> Self {
+        FuseAdapter {
+            fs,
+            ttl: config.ttl,
+            max_background: config.max_background,
+            congestion_threshold: config.congestion_threshold.min(config.max_background),
+        }
+    }
+
+    fn entry(&self, attr: &Attr) -> ReplyEntry {
+        ReplyEntry {
+            ttl: self.ttl,
+            attr: file_attr(attr),
+            generation: 0,
+        }
+    }
+}
+
+/// The one error path: log at debug, answer the errno.
+fn fail(op: &'static str, err: FsError) -> Errno {
+    tracing::debug!(op, errno = err.errno(), %err, "fuse operation failed");
+    Errno::from(err.errno())
+}
+
+fn read_only<T>(op: &'static str) -> Result<T> {
+    Err(fail(op, FsError::ReadOnly))
+}
+
+fn file_type(kind: FileKind) -> FileType {
+    match kind {
+        FileKind::Directory => FileType::Directory,
+        FileKind::RegularFile => FileType::RegularFile,
+        FileKind::Symlink => FileType::Symlink,
+        FileKind::NamedPipe => FileType::NamedPipe,
+        FileKind::CharDevice => FileType::CharDevice,
+        FileKind::BlockDevice => FileType::BlockDevice,
+        FileKind::Socket => FileType::Socket,
+    }
+}
+
+fn file_attr(attr: &Attr) -> FileAttr {
+    FileAttr {
+        ino: attr.ino,
+        size: attr.size,
+        blocks: attr.blocks,
+        atime: attr.atime.into(),
+        mtime: attr.mtime.into(),
+        ctime: attr.ctime.into(),
+        kind: file_type(attr.kind),
+        perm: attr.perm,
+        nlink: attr.nlink,
+        uid: attr.uid,
+        gid: attr.gid,
+        rdev: attr.rdev,
+        blksize: attr.blksize,
+    }
+}
+
+impl<S: TextureSource> Filesystem for FuseAdapter<S> {
+    async fn init(&self, _req: Request) -> Result<ReplyInit> {
+        let mut reply = ReplyInit::new(NonZeroU32::new(MAX_WRITE).expect("non-zero"));
+        // The kernel defaults (12 / 9) throttle concurrent reads and readahead.
+        reply.max_background = Some(self.max_background);
+        reply.congestion_threshold = Some(self.congestion_threshold);
+        tracing::debug!(
+            max_background = self.max_background,
+            congestion_threshold = self.congestion_threshold,
+            "fuse session initialised"
+        );
+        Ok(reply)
+    }
+
+    async fn destroy(&self, _req: Request) {
+        tracing::debug!("fuse session destroyed");
+    }
+
+    async fn lookup(&self, _req: Request, parent: Inode, name: &OsStr) -> Result<ReplyEntry> {
+        let attr = self
+            .fs
+            .lookup(parent, name)
+            .await
+            .map_err(|e| fail("lookup", e))?;
+        Ok(self.entry(&attr))
+    }
+
+    async fn forget(&self, _req: Request, inode: Inode, nlookup: u64) {
+        self.fs.forget(inode, nlookup);
+    }
+
+    async fn batch_forget(&self, _req: Request, inodes: &[(Inode, u64)]) {
+        for &(inode, nlookup) in inodes {
+            self.fs.forget(inode, nlookup);
+        }
+    }
+
+    async fn getattr(
+        &self,
+        _req: Request,
+        inode: Inode,
+        _fh: Option<u64>,
+        _flags: u32,
+    ) -> Result<ReplyAttr> {
+        let attr = self
+            .fs
+            .getattr(inode)
+            .await
+            .map_err(|e| fail("getattr", e))?;
+        Ok(ReplyAttr {
+            ttl: self.ttl,
+            attr: file_attr(&attr),
+        })
+    }
+
+    async fn setattr(
+        &self,
+        _req: Request,
+        _inode: Inode,
+        _fh: Option<u64>,
+        _set_attr: SetAttr,
+    ) -> Result<ReplyAttr> {
+        read_only("setattr")
+    }
+
+    async fn readlink(&self, _req: Request, inode: Inode) -> Result<ReplyData> {
+        let target = self
+            .fs
+            .readlink(inode)
+            .await
+            .map_err(|e| fail("readlink", e))?;
+        Ok(ReplyData {
+            data: Bytes::from(target.into_vec()),
+        })
+    }
+
+    async fn symlink(
+        &self,
+        _req: Request,
+        _parent: Inode,
+        _name: &OsStr,
+        _link: &OsStr,
+    ) -> Result<ReplyEntry> {
+        read_only("symlink")
+    }
+
+    async fn mknod(
+        &self,
+        _req: Request,
+        _parent: Inode,
+        _name: &OsStr,
+        _mode: u32,
+        _rdev: u32,
+    ) -> Result<ReplyEntry> {
+        read_only("mknod")
+    }
+
+    async fn mkdir(
+        &self,
+        _req: Request,
+        _parent: Inode,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+    ) -> Result<ReplyEntry> {
+        read_only("mkdir")
+    }
+
+    async fn unlink(&self, _req: Request, _parent: Inode, _name: &OsStr) -> Result<()> {
+        read_only("unlink")
+    }
+
+    async fn rmdir(&self, _req: Request, _parent: Inode, _name: &OsStr) -> Result<()> {
+        read_only("rmdir")
+    }
+
+    async fn rename(
+        &self,
+        _req: Request,
+        _parent: Inode,
+        _name: &OsStr,
+        _new_parent: Inode,
+        _new_name: &OsStr,
+    ) -> Result<()> {
+        read_only("rename")
+    }
+
+    async fn rename2(
+        &self,
+        _req: Request,
+        _parent: Inode,
+        _name: &OsStr,
+        _new_parent: Inode,
+        _new_name: &OsStr,
+        _flags: u32,
+    ) -> Result<()> {
+        read_only("rename2")
+    }
+
+    async fn link(
+        &self,
+        _req: Request,
+        _inode: Inode,
+        _new_parent: Inode,
+        _new_name: &OsStr,
+    ) -> Result<ReplyEntry> {
+        read_only("link")
+    }
+
+    async fn open(&self, _req: Request, inode: Inode, flags: u32) -> Result<ReplyOpen> {
+        let opened = self
+            .fs
+            .open(inode, flags)
+            .await
+            .map_err(|e| fail("open", e))?;
+        let mut flags = 0;
+        if opened.keep_cache {
+            flags |= FOPEN_KEEP_CACHE;
+        }
+        if opened.direct_io {
+            flags |= FOPEN_DIRECT_IO;
+        }
+        Ok(ReplyOpen {
+            fh: opened.fh,
+            flags,
+        })
+    }
+
+    async fn read(
+        &self,
+        _req: Request,
+        inode: Inode,
+        fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<ReplyData> {
+        let data = self
+            .fs
+            .read(inode, fh, offset, size)
+            .await
+            .map_err(|e| fail("read", e))?;
+        Ok(ReplyData { data })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write(
+        &self,
+        _req: Request,
+        _inode: Inode,
+        _fh: u64,
+        _offset: u64,
+        _data: &[u8],
+        _write_flags: u32,
+        _flags: u32,
+    ) -> Result<ReplyWrite> {
+        read_only("write")
+    }
+
+    async fn statfs(&self, _req: Request, _inode: Inode) -> Result<ReplyStatFs> {
+        let st = self.fs.statfs().await.map_err(|e| fail("statfs", e))?;
+        Ok(ReplyStatFs {
+            blocks: st.blocks,
+            bfree: st.bfree,
+            bavail: st.bavail,
+            files: st.files,
+            ffree: st.ffree,
+            bsize: st.bsize,
+            namelen: st.namelen,
+            frsize: st.frsize,
+        })
+    }
+
+    async fn release(
+        &self,
+        _req: Request,
+        _inode: Inode,
+        fh: u64,
+        _flags: u32,
+        _lock_owner: u64,
+        _flush: bool,
+    ) -> Result<()> {
+        self.fs.release(fh).map_err(|e| fail("release", e))
+    }
+
+    async fn fsync(&self, _req: Request, _inode: Inode, _fh: u64, _datasync: bool) -> Result<()> {
+        Ok(())
+    }
+
+    async fn setxattr(
+        &self,
+        _req: Request,
+        _inode: Inode,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: u32,
+        _position: u32,
+    ) -> Result<()> {
+        read_only("setxattr")
+    }
+
+    async fn getxattr(
+        &self,
+        _req: Request,
+        _inode: Inode,
+        _name: &OsStr,
+        _size: u32,
+    ) -> Result<ReplyXAttr> {
+        // No node has extended attributes.
+        Err(Errno::from(libc::ENODATA))
+    }
+
+    async fn listxattr(&self, _req: Request, _inode: Inode, size: u32) -> Result<ReplyXAttr> {
+        Ok(if size == 0 {
+            ReplyXAttr::Size(0)
+        } else {
+            ReplyXAttr::Data(Bytes::new())
+        })
+    }
+
+    async fn removexattr(&self, _req: Request, _inode: Inode, _name: &OsStr) -> Result<()> {
+        read_only("removexattr")
+    }
+
+    async fn flush(&self, _req: Request, _inode: Inode, _fh: u64, _lock_owner: u64) -> Result<()> {
+        Ok(())
+    }
+
+    async fn opendir(&self, _req: Request, inode: Inode, _flags: u32) -> Result<ReplyOpen> {
+        let fh = self
+            .fs
+            .opendir(inode)
+            .await
+            .map_err(|e| fail("opendir", e))?;
+        Ok(ReplyOpen { fh, flags: 0 })
+    }
+
+    async fn readdir<'a>(
+        &'a self,
+        _req: Request,
+        parent: Inode,
+        fh: u64,
+        offset: i64,
+    ) -> Result<ReplyDirectory<impl Stream<Item = Result<DirectoryEntry>> + Send + 'a>> {
+        let entries = self
+            .fs
+            .readdir(parent, fh, offset.max(0) as u64)
+            .map_err(|e| fail("readdir", e))?;
+        Ok(ReplyDirectory {
+            entries: stream::iter(entries.map(|e| {
+                Ok(DirectoryEntry {
+                    inode: e.ino,
+                    kind: file_type(e.kind),
+                    name: e.name,
+                    offset: e.next_offset as i64,
+                })
+            })),
+        })
+    }
+
+    async fn readdirplus<'a>(
+        &'a self,
+        _req: Request,
+        parent: Inode,
+        fh: u64,
+        offset: u64,
+        _lock_owner: u64,
+    ) -> Result<ReplyDirectoryPlus<impl Stream<Item = Result<DirectoryEntryPlus>> + Send + 'a>>
+    {
+        let entries = self
+            .fs
+            .readdirplus(parent, fh, offset)
+            .map_err(|e| fail("readdirplus", e))?;
+        let ttl = self.ttl;
+        // Lazy: the core counts an entry's lookup once fuse3 pulls the next.
+        Ok(ReplyDirectoryPlus {
+            entries: stream::iter(entries.map(move |e| {
+                Ok(DirectoryEntryPlus {
+                    inode: e.entry.ino,
+                    generation: 0,
+                    kind: file_type(e.entry.kind),
+                    name: e.entry.name,
+                    offset: e.entry.next_offset as i64,
+                    attr: file_attr(&e.attr),
+                    entry_ttl: ttl,
+                    attr_ttl: ttl,
+                })
+            })),
+        })
+    }
+
+    async fn releasedir(&self, _req: Request, _inode: Inode, fh: u64, _flags: u32) -> Result<()> {
+        self.fs.releasedir(fh).map_err(|e| fail("releasedir", e))
+    }
+
+    async fn fsyncdir(
+        &self,
+        _req: Request,
+        _inode: Inode,
+        _fh: u64,
+        _datasync: bool,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    async fn access(&self, _req: Request, inode: Inode, mask: u32) -> Result<()> {
+        self.fs.access(inode, mask).map_err(|e| fail("access", e))
+    }
+
+    async fn create(
+        &self,
+        _req: Request,
+        _parent: Inode,
+        _name: &OsStr,
+        _mode: u32,
+        _flags: u32,
+    ) -> Result<ReplyCreated> {
+        read_only("create")
+    }
+
+    async fn fallocate(
+        &self,
+        _req: Request,
+        _inode: Inode,
+        _fh: u64,
+        _offset: u64,
+        _length: u64,
+        _mode: u32,
+    ) -> Result<()> {
+        read_only("fallocate")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_file_range(
+        &self,
+        _req: Request,
+        _inode: Inode,
+        _fh_in: u64,
+        _off_in: u64,
+        _inode_out: Inode,
+        _fh_out: u64,
+        _off_out: u64,
+        _length: u64,
+        _flags: u64,
+    ) -> Result<ReplyCopyFileRange> {
+        read_only("copy_file_range")
+    }
+}

@@ -1,0 +1,15 @@
+//! The kernel side: a thin `fuse3` adapter over the filesystem core and the
+//! mount session.
+//!
+//! - `adapter`: [`FuseAdapter`] implements `fuse3::raw::Filesystem`; each
+//!   operation calls the same-named method of [`OverlayFs`](crate::fs::OverlayFs)
+//!   and turns its error into an errno in one place. Nothing else lives there.
+//! - `session`: [`mount`] checks and prepares the mountpoint (creating it,
+//!   clearing a stale mount left by a killed process, refusing a live one),
+//!   mounts read-only and returns a [`MountSession`] to wait on or unmount.
+
+mod adapter;
+mod session;
+
+pub use adapter::FuseAdapter;
+pub use session::{mount, mount_shared, MountConfig, MountError, MountSession, FS_NAME};

@@ -1,0 +1,838 @@
+//! A local imagery server: real HTTP/1.1 on 127.0.0.1 serving the synthetic
+//! chunks of [`crate::imagery`], with latency and faults that can be changed
+//! while it runs, and counters of what it was asked. Stands in for a tile
+//! provider in tests, benchmarks and the offline demo.
+//!
+//! Route: `GET /tiles/{z}/{x}/{y}.jpg` (or `.jpeg`); anything else is a 400,
+//! other methods a 405. Faults, checked in this order for each request:
+//! - `not_found`: fixed per tile (the same tile always 404s, like a provider
+//!   with no coverage there);
+//! - `server_error` (503), `corrupt` (200 with a body no decoder accepts) and
+//!   `hang` (no answer until the server stops): drawn per request, so a retry
+//!   can succeed. They are shares of one draw, so their sum should not exceed 1.
+//!
+//! Every answer, errors included, waits `latency ± jitter` first.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{header, Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+use xearthlayer::coord::{ChunkCoord, MAX_ZOOM};
+
+use crate::imagery::{chunk_jpeg, hash64};
+
+/// Encoded chunks kept in memory (about 14 KiB each): the server shares the
+/// machine's cores with the service under test, so it encodes each chunk once.
+const CACHE_ENTRIES: usize = 4096;
+/// How long a hung request waits: in practice until the server stops.
+const HANG: Duration = Duration::from_secs(3600);
+
+/// How the server behaves when it starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerConfig {
+    /// Delay before every answer.
+    pub latency: Duration,
+    /// The delay varies uniformly by up to this much either way.
+    pub jitter: Duration,
+    pub faults: Faults,
+    /// Varies which tiles are missing and which requests fail.
+    pub seed: u64,
+}
+
+/// Fault probabilities, each from 0 to 1. See the module documentation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    pub server_error: f64,
+    pub not_found: f64,
+    pub corrupt: f64,
+    pub hang: f64,
+}
+
+/// A snapshot of the server's counters. Every request is counted in
+/// `requests` and in exactly one of `ok`, `errors` (injected 503s),
+/// `not_found`, `corrupt`, `hung` and `bad_requests` as soon as it arrives,
+/// before its latency.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    pub requests: u64,
+    /// Well-formed tile requests by zoom.
+    pub by_zoom: BTreeMap<u8, u64>,
+    /// Requests being handled now, including those waiting out latency.
+    pub in_flight: u64,
+    /// Most requests in flight at once since start or the last reset.
+    pub peak_in_flight: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub not_found: u64,
+    pub corrupt: u64,
+    pub hung: u64,
+    /// Malformed paths, out-of-range tiles and wrong methods.
+    pub bad_requests: u64,
+    /// Body bytes of all answers.
+    pub bytes_sent: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    by_zoom: [AtomicU64; MAX_ZOOM as usize + 1],
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+    ok: AtomicU64,
+    errors: AtomicU64,
+    not_found: AtomicU64,
+    corrupt: AtomicU64,
+    hung: AtomicU64,
+    bad_requests: AtomicU64,
+    bytes_sent: AtomicU64,
+}
+
+/// Marks one request in flight for as long as it lives, also when its
+/// connection is dropped mid-request.
+struct InFlight<'a>(&'a Counters);
+
+impl<'a> InFlight<'a> {
+    fn enter(counters: &'a Counters) -> Self {
+        let now = counters.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        counters.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(counters)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    ServerError,
+    NotFound,
+    Corrupt,
+    Hang,
+    BadRequest,
+    WrongMethod,
+}
+
+/// Encoded chunks, first in first out.
+#[derive(Default)]
+struct JpegCache {
+    map: HashMap<ChunkCoord, Bytes>,
+    order: VecDeque<ChunkCoord>,
+}
+
+impl JpegCache {
+    fn insert(&mut self, tile: ChunkCoord, jpeg: Bytes) {
+        if self.map.contains_key(&tile) {
+            return;
+        }
+        if self.map.len() >= CACHE_ENTRIES {
+            if let Some(oldest) = self.order.pop_front() {
+                self.map.remove(&oldest);
+            }
+        }
+        self.order.push_back(tile);
+        self.map.insert(tile, jpeg);
+    }
+}
+
+/// State shared by the accept loop, every request and the owner's handle.
+struct Shared {
+    seed: u64,
+    latency_ns: AtomicU64,
+    jitter_ns: AtomicU64,
+    faults: Mutex<Faults>,
+    /// Numbers requests for the per-request draws; never reset.
+    sequence: AtomicU64,
+    counters: Counters,
+    cache: Mutex<JpegCache>,
+}
+
+/// Locks a mutex even if a panicking thread poisoned it: the data (fault
+/// settings, a cache of immutable entries) is valid at every step.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A uniform draw in [0, 1) from a hash.
+fn unit(hash: u64) -> f64 {
+    (hash >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Shared {
+    fn decide(&self, tile: ChunkCoord, sequence: u64) -> Outcome {
+        let faults = *lock(&self.faults);
+        let tile_hash = hash64(
+            self.seed
+                ^ 0x6E6F_7420_666F_756E
+                ^ (u64::from(tile.zoom) << 56)
+                ^ u64::from(tile.x).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ u64::from(tile.y).wrapping_mul(0xC2B2_AE3D_27D4_EB4F),
+        );
+        if unit(tile_hash) < faults.not_found {
+            return Outcome::NotFound;
+        }
+        let draw = unit(hash64(self.seed ^ 0x6661_756C_7473 ^ sequence));
+        let mut threshold = faults.server_error;
+        if draw < threshold {
+            return Outcome::ServerError;
+        }
+        threshold += faults.corrupt;
+        if draw < threshold {
+            return Outcome::Corrupt;
+        }
+        threshold += faults.hang;
+        if draw < threshold {
+            return Outcome::Hang;
+        }
+        Outcome::Ok
+    }
+
+    fn count(&self, outcome: Outcome) {
+        let c = &self.counters;
+        let counter = match outcome {
+            Outcome::Ok => &c.ok,
+            Outcome::ServerError => &c.errors,
+            Outcome::NotFound => &c.not_found,
+            Outcome::Corrupt => &c.corrupt,
+            Outcome::Hang => &c.hung,
+            Outcome::BadRequest | Outcome::WrongMethod => &c.bad_requests,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// This request's delay: latency plus a uniform share of ±jitter.
+    fn delay(&self, sequence: u64) -> Duration {
+        let latency = self.latency_ns.load(Ordering::Relaxed) as f64;
+        let jitter = self.jitter_ns.load(Ordering::Relaxed) as f64;
+        let draw = unit(hash64(self.seed ^ 0x6A69_7474_6572 ^ sequence));
+        let nanos = (latency + jitter * (2.0 * draw - 1.0)).max(0.0);
+        Duration::from_nanos(nanos as u64)
+    }
+
+    /// The chunk's JPEG, from the cache or encoded off the async threads.
+    async fn jpeg(&self, tile: ChunkCoord) -> Option<Bytes> {
+        if let Some(jpeg) = lock(&self.cache).map.get(&tile) {
+            return Some(jpeg.clone());
+        }
+        let encoded = tokio::task::spawn_blocking(move || chunk_jpeg(tile.zoom, tile.x, tile.y));
+        match encoded.await {
+            Ok(jpeg) => {
+                let jpeg = Bytes::from(jpeg);
+                lock(&self.cache).insert(tile, jpeg.clone());
+                Some(jpeg)
+            }
+            Err(error) => {
+                tracing::error!(%tile, %error, "encoding a test chunk failed");
+                None
+            }
+        }
+    }
+
+    fn snapshot(&self) -> ServerStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        let by_zoom = (0u8..)
+            .zip(&c.by_zoom)
+            .map(|(zoom, n)| (zoom, get(n)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        ServerStats {
+            requests: get(&c.requests),
+            by_zoom,
+            in_flight: get(&c.in_flight),
+            peak_in_flight: get(&c.peak_in_flight),
+            ok: get(&c.ok),
+            errors: get(&c.errors),
+            not_found: get(&c.not_found),
+            corrupt: get(&c.corrupt),
+            hung: get(&c.hung),
+            bad_requests: get(&c.bad_requests),
+            bytes_sent: get(&c.bytes_sent),
+        }
+    }
+
+    fn reset(&self) {
+        let c = &self.counters;
+        let counters = [
+            &c.requests,
+            &c.ok,
+            &c.errors,
+            &c.not_found,
+            &c.corrupt,
+            &c.hung,
+            &c.bad_requests,
+            &c.bytes_sent,
+        ];
+        for counter in counters.into_iter().chain(&c.by_zoom) {
+            counter.store(0, Ordering::SeqCst);
+        }
+        // Requests still running keep counting down from the gauge.
+        c.peak_in_flight
+            .store(c.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+/// `/tiles/{z}/{x}/{y}.jpg` or `.jpeg`, with the tile inside the world.
+fn parse_tile(path: &str) -> Option<ChunkCoord> {
+    let mut parts = path.strip_prefix("/tiles/")?.split('/');
+    let (z, x, file) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let y = file
+        .strip_suffix(".jpg")
+        .or_else(|| file.strip_suffix(".jpeg"))?;
+    let number = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    let zoom = u8::try_from(number(z)?).ok().filter(|&z| z <= MAX_ZOOM)?;
+    let (x, y) = (number(x)?, number(y)?);
+    let tiles = 1u32 << zoom;
+    (x < tiles && y < tiles).then_some(ChunkCoord { zoom, x, y })
+}
+
+/// The first third of a real JPEG with its frame size zeroed: a download cut
+/// short and damaged, which no decoder accepts.
+fn garble(jpeg: &[u8]) -> Bytes {
+    let mut body = jpeg[..jpeg.len() / 3].to_vec();
+    // SOF0: marker, length (2), precision (1), height (2), width (2).
+    if let Some(sof) = body.windows(2).position(|w| w == [0xFF, 0xC0]) {
+        if let Some(size) = body.get_mut(sof + 5..sof + 9) {
+            size.fill(0);
+        }
+    }
+    Bytes::from(body)
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+fn text(status: StatusCode, message: &'static str) -> Response<Full<Bytes>> {
+    response(status, "text/plain", Bytes::from_static(message.as_bytes()))
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let _in_flight = InFlight::enter(&shared.counters);
+    shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let sequence = shared.sequence.fetch_add(1, Ordering::Relaxed);
+    let tile = parse_tile(request.uri().path());
+    let outcome = match (request.method(), tile) {
+        (&Method::GET | &Method::HEAD, Some(tile)) => {
+            shared.counters.by_zoom[usize::from(tile.zoom)].fetch_add(1, Ordering::Relaxed);
+            shared.decide(tile, sequence)
+        }
+        (&Method::GET | &Method::HEAD, None) => Outcome::BadRequest,
+        _ => Outcome::WrongMethod,
+    };
+    shared.count(outcome);
+
+    let delay = tokio::time::sleep(shared.delay(sequence));
+    let answer = match (outcome, tile) {
+        (Outcome::Ok | Outcome::Corrupt, Some(tile)) => {
+            // Encode while the latency runs, as a provider would.
+            let (_, jpeg) = tokio::join!(delay, shared.jpeg(tile));
+            match (jpeg, outcome) {
+                (Some(jpeg), Outcome::Ok) => response(StatusCode::OK, "image/jpeg", jpeg),
+                (Some(jpeg), _) => response(StatusCode::OK, "image/jpeg", garble(&jpeg)),
+                // Only if encoding panicked (a bug) or the runtime is
+                // stopping; already counted as ok or corrupt.
+                (None, _) => text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n"),
+            }
+        }
+        (Outcome::Hang, _) => {
+            tokio::time::sleep(HANG).await;
+            text(StatusCode::GATEWAY_TIMEOUT, "hung\n")
+        }
+        (outcome, _) => {
+            delay.await;
+            match outcome {
+                Outcome::ServerError => {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "injected server error\n")
+                }
+                Outcome::NotFound => text(StatusCode::NOT_FOUND, "no coverage\n"),
+                Outcome::WrongMethod => text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n"),
+                _ => text(StatusCode::BAD_REQUEST, "expected /tiles/{z}/{x}/{y}.jpg\n"),
+            }
+        }
+    };
+    let body_len = hyper::body::Body::size_hint(answer.body())
+        .exact()
+        .unwrap_or(0);
+    shared
+        .counters
+        .bytes_sent
+        .fetch_add(body_len, Ordering::Relaxed);
+    Ok(answer)
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    // Dropping the set (when this task is aborted) aborts every connection.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    // Small answers: send them now rather than wait for more.
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    connections.spawn(async move {
+                        let service = service_fn(move |request| handle(shared.clone(), request));
+                        let served = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                        if let Err(error) = served {
+                            tracing::debug!(%error, "imagery server connection ended");
+                        }
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors, usually: back off, don't spin.
+                    tracing::warn!(%error, "imagery server accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// The server, running as tasks on the runtime that started it. Stops when
+/// dropped or shut down.
+pub struct ImageryServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl ImageryServer {
+    /// Binds 127.0.0.1 on a free port and starts serving on the current
+    /// tokio runtime.
+    pub async fn start(config: ServerConfig) -> io::Result<ImageryServer> {
+        Self::launch(config)
+    }
+
+    /// Starts serving; must run inside a tokio runtime context.
+    fn launch(config: ServerConfig) -> io::Result<ImageryServer> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            seed: config.seed,
+            latency_ns: AtomicU64::new(nanos(config.latency)),
+            jitter_ns: AtomicU64::new(nanos(config.jitter)),
+            faults: Mutex::new(config.faults),
+            sequence: AtomicU64::new(0),
+            counters: Counters::default(),
+            cache: Mutex::new(JpegCache::default()),
+        });
+        let task = tokio::spawn(accept_loop(listener, shared.clone()));
+        tracing::info!(%addr, "imagery server listening");
+        Ok(ImageryServer { addr, shared, task })
+    }
+
+    /// URL template for the service's provider configuration:
+    /// `http://127.0.0.1:PORT/tiles/{z}/{x}/{y}.jpg`.
+    pub fn url_template(&self) -> String {
+        format!("http://{}/tiles/{{z}}/{{x}}/{{y}}.jpg", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn stats(&self) -> ServerStats {
+        self.shared.snapshot()
+    }
+
+    /// Zeroes the counters; `peak_in_flight` restarts from the requests now
+    /// in flight.
+    pub fn reset_stats(&self) {
+        self.shared.reset();
+    }
+
+    /// Applies to requests that arrive from now on.
+    pub fn set_latency(&self, latency: Duration, jitter: Duration) {
+        self.shared
+            .latency_ns
+            .store(nanos(latency), Ordering::Relaxed);
+        self.shared
+            .jitter_ns
+            .store(nanos(jitter), Ordering::Relaxed);
+    }
+
+    /// Applies to requests that arrive from now on.
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.shared.faults) = faults;
+    }
+
+    /// Stops accepting and drops every connection, hung requests included.
+    pub async fn shutdown(mut self) {
+        self.task.abort();
+        // Cancelled is the expected end; nothing else can come back.
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for ImageryServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The server on a dedicated tokio runtime with one worker thread (plus
+/// blocking threads for encoding), for callers without a runtime: benches,
+/// the demo. Stops when dropped.
+pub struct BackgroundServer {
+    server: Option<ImageryServer>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// Starts an [`ImageryServer`] on its own runtime. May be called from inside
+/// another runtime too.
+pub fn start_in_background(config: ServerConfig) -> io::Result<BackgroundServer> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("xel-imagery-server")
+        .enable_all()
+        .build()?;
+    let server = {
+        let _context = runtime.enter();
+        ImageryServer::launch(config)?
+    };
+    Ok(BackgroundServer {
+        server: Some(server),
+        runtime: Some(runtime),
+    })
+}
+
+impl BackgroundServer {
+    fn server(&self) -> &ImageryServer {
+        // Only `drop` takes it out.
+        self.server.as_ref().expect("server runs until dropped")
+    }
+
+    /// See [`ImageryServer::url_template`].
+    pub fn url_template(&self) -> String {
+        self.server().url_template()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server().addr()
+    }
+
+    pub fn stats(&self) -> ServerStats {
+        self.server().stats()
+    }
+
+    /// See [`ImageryServer::reset_stats`].
+    pub fn reset_stats(&self) {
+        self.server().reset_stats();
+    }
+
+    pub fn set_latency(&self, latency: Duration, jitter: Duration) {
+        self.server().set_latency(latency, jitter);
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.server().set_faults(faults);
+    }
+
+    /// Stops the server (as dropping it does).
+    pub fn shutdown(self) {}
+}
+
+impl Drop for BackgroundServer {
+    fn drop(&mut self) {
+        drop(self.server.take());
+        // Without waiting, so that dropping inside async code cannot panic.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// A minimal HTTP/1.1 GET: status and body.
+    async fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).await.unwrap();
+        parse_reply(&reply)
+    }
+
+    fn parse_reply(reply: &[u8]) -> (u16, Vec<u8>) {
+        let end = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = std::str::from_utf8(&reply[..end]).unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, reply[end + 4..].to_vec())
+    }
+
+    fn decodes(jpeg: &[u8]) -> bool {
+        let mut decoder = zune_jpeg::JpegDecoder::new(jpeg);
+        decoder.decode().is_ok() && decoder.dimensions() == Some((256, 256))
+    }
+
+    async fn server(config: ServerConfig) -> ImageryServer {
+        ImageryServer::start(config).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn serves_the_same_decodable_jpeg_twice() {
+        let server = server(ServerConfig::default()).await;
+        assert!(server.url_template().ends_with("/tiles/{z}/{x}/{y}.jpg"));
+        let (status, first) = get(server.addr(), "/tiles/16/10368/25264.jpg").await;
+        assert_eq!(status, 200);
+        assert!(decodes(&first));
+        let (_, second) = get(server.addr(), "/tiles/16/10368/25264.jpeg").await;
+        assert_eq!(first, second);
+        assert_eq!(first, chunk_jpeg(16, 10368, 25264));
+        let (_, other) = get(server.addr(), "/tiles/15/5184/12632.jpg").await;
+        assert_ne!(first, other);
+
+        let stats = server.stats();
+        assert_eq!((stats.requests, stats.ok, stats.in_flight), (3, 3, 0));
+        assert_eq!(stats.by_zoom, BTreeMap::from([(15, 1), (16, 2)]));
+        assert_eq!(stats.bytes_sent, (first.len() * 2 + other.len()) as u64);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn rejects_bad_paths() {
+        let server = server(ServerConfig::default()).await;
+        for path in [
+            "/",
+            "/tiles/16/10368/25264.png",
+            "/tiles/16/65536/0.jpg",
+            "/tiles/3/0/8.jpg",
+            "/tiles/23/0/0.jpg",
+            "/tiles/-1/0/0.jpg",
+            "/tiles/16/a/0.jpg",
+            "/tiles/16/1/2/3.jpg",
+            "/tiles/16/+1/2.jpg",
+        ] {
+            assert_eq!(get(server.addr(), path).await.0, 400, "{path}");
+        }
+        let stats = server.stats();
+        assert_eq!((stats.requests, stats.bad_requests), (9, 9));
+        assert!(stats.by_zoom.is_empty());
+    }
+
+    #[tokio::test]
+    async fn missing_tiles_are_missing_every_time() {
+        let faults = Faults {
+            not_found: 1.0,
+            ..Faults::default()
+        };
+        let server = server(ServerConfig {
+            faults,
+            ..ServerConfig::default()
+        })
+        .await;
+        for i in 0..10 {
+            assert_eq!(
+                get(server.addr(), &format!("/tiles/14/{i}/7.jpg")).await.0,
+                404
+            );
+        }
+        // At 30 %, the same tiles are missing on every request.
+        server.set_faults(Faults {
+            not_found: 0.3,
+            ..Faults::default()
+        });
+        let mut missing = Vec::new();
+        for i in 0..40 {
+            missing.push(get(server.addr(), &format!("/tiles/14/{i}/7.jpg")).await.0 == 404);
+        }
+        for (i, &was) in missing.iter().enumerate() {
+            let again = get(server.addr(), &format!("/tiles/14/{i}/7.jpg")).await.0 == 404;
+            assert_eq!(was, again, "tile {i}");
+        }
+        let count = missing.iter().filter(|&&m| m).count();
+        assert!((4..=24).contains(&count), "{count} of 40 missing");
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_per_request_and_counted() {
+        let faults = Faults {
+            server_error: 0.5,
+            ..Faults::default()
+        };
+        let server = server(ServerConfig {
+            faults,
+            seed: 7,
+            ..ServerConfig::default()
+        })
+        .await;
+        let mut failed = 0;
+        for _ in 0..200 {
+            match get(server.addr(), "/tiles/12/2000/1400.jpg").await.0 {
+                503 => failed += 1,
+                status => assert_eq!(status, 200),
+            }
+        }
+        assert!((60..=140).contains(&failed), "{failed} of 200 failed");
+        let stats = server.stats();
+        assert_eq!(stats.requests, 200);
+        assert_eq!(stats.errors, failed);
+        assert_eq!(stats.ok + stats.errors, stats.requests);
+        assert_eq!(stats.by_zoom, BTreeMap::from([(12, 200)]));
+
+        server.reset_stats();
+        assert_eq!(server.stats(), ServerStats::default());
+    }
+
+    #[tokio::test]
+    async fn corrupt_bodies_do_not_decode() {
+        let faults = Faults {
+            corrupt: 1.0,
+            ..Faults::default()
+        };
+        let server = server(ServerConfig {
+            faults,
+            ..ServerConfig::default()
+        })
+        .await;
+        let (status, body) = get(server.addr(), "/tiles/16/10368/25264.jpg").await;
+        assert_eq!(status, 200);
+        assert!(!body.is_empty() && !decodes(&body));
+        assert_eq!(server.stats().corrupt, 1);
+    }
+
+    #[tokio::test]
+    async fn hung_requests_never_answer() {
+        let faults = Faults {
+            hang: 1.0,
+            ..Faults::default()
+        };
+        let server = server(ServerConfig {
+            faults,
+            ..ServerConfig::default()
+        })
+        .await;
+        let request = get(server.addr(), "/tiles/16/10368/25264.jpg");
+        let answered = tokio::time::timeout(Duration::from_millis(300), request).await;
+        assert!(answered.is_err());
+        let stats = server.stats();
+        assert_eq!((stats.hung, stats.ok), (1, 0));
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn latency_is_applied() {
+        let latency = Duration::from_millis(150);
+        let server = server(ServerConfig {
+            latency,
+            ..ServerConfig::default()
+        })
+        .await;
+        let start = Instant::now();
+        assert_eq!(get(server.addr(), "/tiles/10/1/1.jpg").await.0, 200);
+        assert!(start.elapsed() >= latency);
+
+        // Errors wait too; jitter never makes the delay negative.
+        server.set_latency(Duration::from_millis(100), Duration::from_millis(20));
+        let start = Instant::now();
+        assert_eq!(get(server.addr(), "/nothing").await.0, 400);
+        assert!(start.elapsed() >= Duration::from_millis(80));
+        server.set_latency(Duration::ZERO, Duration::from_millis(5));
+        assert_eq!(get(server.addr(), "/tiles/10/1/1.jpg").await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn counts_concurrent_requests() {
+        let latency = Duration::from_millis(300);
+        let server = server(ServerConfig {
+            latency,
+            ..ServerConfig::default()
+        })
+        .await;
+        let addr = server.addr();
+        let requests: Vec<_> = (0..8)
+            .map(|i| {
+                tokio::spawn(async move { get(addr, &format!("/tiles/16/{i}/0.jpg")).await.0 })
+            })
+            .collect();
+        for request in requests {
+            assert_eq!(request.await.unwrap(), 200);
+        }
+        let stats = server.stats();
+        assert_eq!((stats.peak_in_flight, stats.in_flight, stats.ok), (8, 0, 8));
+    }
+
+    #[test]
+    fn background_server_serves_synchronous_callers() {
+        use std::io::{Read, Write};
+        let server = start_in_background(ServerConfig::default()).unwrap();
+        let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+        stream
+            .write_all(
+                b"GET /tiles/16/10368/25264.jpg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).unwrap();
+        let (status, body) = parse_reply(&reply);
+        assert_eq!(status, 200);
+        assert!(decodes(&body));
+        assert_eq!(server.stats().ok, 1);
+        let addr = server.addr();
+        server.shutdown();
+        // The listener closes once the runtime's threads have wound down.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(addr).is_ok() {
+            assert!(Instant::now() < deadline, "still listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn garbled_bodies_keep_no_frame_size() {
+        let jpeg = chunk_jpeg(12, 1, 1);
+        let body = garble(&jpeg);
+        assert_eq!(body.len(), jpeg.len() / 3);
+        assert!(!decodes(&body));
+    }
+}
