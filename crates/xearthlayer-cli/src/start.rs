@@ -49,7 +49,9 @@ pub async fn mount_package(
         )
         .into());
     }
-    let fs = OverlayFs::new(source.to_path_buf(), service)?;
+    let root = source.to_path_buf();
+    // Indexing reads every .ter file: blocking work.
+    let fs = tokio::task::spawn_blocking(move || OverlayFs::new(root, service)).await??;
     let config = MountConfig {
         allow_other,
         ..MountConfig::default()

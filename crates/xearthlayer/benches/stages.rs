@@ -187,9 +187,9 @@ fn end_to_end(quick: bool) {
             .await
             .expect("imagery server");
         let provider = Arc::new(TemplateProvider::custom(&server.url_template()).expect("template"));
-        let count = if quick { 8 } else { 24 };
+        let count: u32 = if quick { 8 } else { 24 };
         let ids: Vec<TextureId> = (0..count)
-            .map(|i| TextureId::new(25264, 10368 + 16 * i, 16, "BI").expect("valid"))
+            .map(|i| TextureId::new(25264, 10368 + 16 * u64::from(i), 16, "BI").expect("valid"))
             .collect();
         // The server encodes JPEGs on first request; warm its cache so the
         // service is measured, not the test server.

@@ -127,10 +127,10 @@ pub fn run_burst(paths: &[PathBuf], config: &BurstConfig) -> io::Result<BurstRep
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err(io::Error::other("reader thread panicked"))))
-            .collect::<io::Result<()>>()
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(io::Error::other("reader thread panicked")))
+        })
     })?;
     Ok(BurstReport {
         wall: start.elapsed(),

@@ -120,16 +120,22 @@ impl From<io::Error> for FsError {
 pub type Result<T, E = FsError> = std::result::Result<T, E>;
 
 /// How the kernel may cache virtual textures.
+///
+/// Direct I/O is the default: the engine builds only the byte ranges that
+/// are read, and page-aligned, readahead-widened reads would pull in
+/// neighbouring mip levels (a read of mip 4 would also build part of mip 3).
+/// It also keeps stand-in bytes served after a failure out of the page
+/// cache, so a later open gets the real imagery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TextureIo {
-    /// Page cache, kept across opens (`FOPEN_KEEP_CACHE`): the bytes are final.
+    /// Page cache, kept across opens (`FOPEN_KEEP_CACHE`).
     /// Reads arrive page-aligned and widened by readahead.
-    #[default]
     KeepCache,
     /// Page cache, dropped at each open.
     PageCache,
     /// No page cache (`FOPEN_DIRECT_IO`): reads arrive with the exact offset
     /// and length asked for, every read reaches the engine.
+    #[default]
     DirectIo,
 }
 
