@@ -74,6 +74,9 @@ pub struct ServiceArgs {
     /// Seconds a texture may take before it is served with what arrived.
     #[arg(long, default_value_t = 20.0)]
     pub timeout: f64,
+    /// Texture parts built at once (1: one at a time, the old serial model).
+    #[arg(long, default_value_t = 1024)]
+    pub max_builds: usize,
 }
 
 impl ServiceArgs {
@@ -86,6 +89,7 @@ impl ServiceArgs {
             format: self.format.format,
             budget: Duration::from_secs_f64(self.timeout),
             memory_cache_bytes: self.memory_cache,
+            max_builds: self.max_builds,
             disk_cache: (!self.no_disk_cache).then(|| {
                 (
                     self.cache_dir.clone().unwrap_or_else(default_cache_dir),

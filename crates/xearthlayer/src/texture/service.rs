@@ -53,6 +53,9 @@ pub struct ServiceConfig {
     pub budget: Duration,
     /// Concurrent CPU jobs (decode, mips, encode); defaults to the cores.
     pub cpu_threads: usize,
+    /// Units (strips, low levels) being built at once, downloads included.
+    /// 1 reproduces the one-texture-at-a-time model this design replaces.
+    pub max_builds: usize,
     pub memory_cache_bytes: u64,
     /// Disk cache folder and bound, or none.
     pub disk_cache: Option<(PathBuf, u64)>,
@@ -65,6 +68,7 @@ impl Default for ServiceConfig {
             format: DdsFormat::Bc1,
             budget: Duration::from_secs(20),
             cpu_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_builds: 1024,
             memory_cache_bytes: 1 << 30,
             disk_cache: None,
             fetch: FetchConfig::default(),
@@ -140,6 +144,7 @@ struct Inner {
     http: HttpClient,
     config: ServiceConfig,
     cpu: CpuPool,
+    builds: tokio::sync::Semaphore,
     memory: MemoryCache<Arc<TextureEntry>>,
     // Serialises finding-or-creating entries; held for cache calls only.
     entry_lock: Mutex<()>,
@@ -179,6 +184,7 @@ impl TextureService {
         Ok(TextureService {
             inner: Arc::new(Inner {
                 cpu: CpuPool::new(config.cpu_threads),
+                builds: tokio::sync::Semaphore::new(config.max_builds.max(1)),
                 memory: MemoryCache::new(config.memory_cache_bytes),
                 entry_lock: Mutex::new(()),
                 placeholder: Bytes::from(build::placeholder(config.format)),
@@ -349,6 +355,11 @@ impl Inner {
     }
 
     async fn build_unit(self: Arc<Self>, entry: Arc<TextureEntry>, unit: Unit) {
+        let _slot = self
+            .builds
+            .acquire()
+            .await
+            .expect("the build semaphore is never closed");
         if entry.active_units.fetch_add(1, Ordering::Relaxed) == 0 {
             self.metrics.generations_in_flight.raise();
         }
