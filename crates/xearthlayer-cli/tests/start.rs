@@ -1,0 +1,222 @@
+//! `xearthlayer start` as a process: clean shutdown on SIGTERM with reads in
+//! flight, recovery after SIGKILL, and clear errors for bad sources and busy
+//! mountpoints. Needs root and /dev/fuse; prints SKIPPED otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xel_testkit::package::{create_package, PackageSpec, SamplePackage};
+use xel_testkit::server::{start_in_background, BackgroundServer, ServerConfig};
+
+fn can_mount() -> bool {
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("SKIPPED: /dev/fuse absent");
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: mounting needs root");
+        return false;
+    }
+    true
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = path.to_string_lossy();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(&*want))
+}
+
+/// Polls until `cond` holds, for at most `limit`.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+struct Setup {
+    server: BackgroundServer,
+    package: SamplePackage,
+    mnt: PathBuf,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+fn setup(latency: Duration) -> Setup {
+    let server = start_in_background(ServerConfig {
+        latency,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let pkg = tempfile::tempdir().unwrap();
+    let package = create_package(
+        pkg.path(),
+        &PackageSpec {
+            textures: 8,
+            ..PackageSpec::default()
+        },
+    )
+    .unwrap();
+    let mnt_dir = tempfile::tempdir().unwrap();
+    let mnt = mnt_dir.path().join("pkg_xel");
+    Setup {
+        server,
+        package,
+        mnt,
+        _dirs: (pkg, mnt_dir),
+    }
+}
+
+fn start(s: &Setup) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
+        .arg("start")
+        .arg("--source")
+        .arg(&s.package.root)
+        .arg("--mountpoint")
+        .arg(&s.mnt)
+        .arg("--url")
+        .arg(s.server.url_template())
+        .arg("--no-disk-cache")
+        .env("HOME", s._dirs.1.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill with a pid we own.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Kills the child and lazily detaches its mount if a test fails midway.
+struct Cleanup<'a>(&'a mut Child, &'a Path);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        if is_mounted(self.1) {
+            let path = std::ffi::CString::new(self.1.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid C string; detaching our own test mount.
+            unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+#[test]
+fn sigterm_with_reads_in_flight_unmounts_and_exits_zero() {
+    if !can_mount() {
+        return;
+    }
+    let s = setup(Duration::from_millis(300));
+    let mut child = start(&s);
+    let mnt = s.mnt.clone();
+    let guard = Cleanup(&mut child, &mnt);
+    assert!(wait_for(Duration::from_secs(10), || is_mounted(&s.mnt)), "never mounted");
+    let paths: Vec<PathBuf> = s
+        .package
+        .textures
+        .iter()
+        .map(|t| s.mnt.join("textures").join(t.file_name()))
+        .collect();
+    std::thread::scope(|scope| {
+        for path in &paths {
+            // Full reads: slow at 300 ms per chunk request, so in flight at SIGTERM.
+            scope.spawn(move || std::fs::read(path).map(|b| b.len()));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(s.server.stats().in_flight > 0, "reads should be in flight");
+        signal(guard.0, libc::SIGTERM);
+        let status = wait_exit(guard.0, Duration::from_secs(10)).expect("exited within 10 s");
+        assert!(status.success(), "{status:?}");
+    });
+    assert!(!is_mounted(&s.mnt));
+}
+
+#[test]
+fn start_recovers_a_mountpoint_left_by_sigkill() {
+    if !can_mount() {
+        return;
+    }
+    let s = setup(Duration::ZERO);
+    let mut first = start(&s);
+    assert!(wait_for(Duration::from_secs(10), || is_mounted(&s.mnt)));
+    signal(&first, libc::SIGKILL);
+    first.wait().unwrap();
+    let err = std::fs::metadata(s.mnt.join("textures")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN), "{err}");
+
+    let mut second = start(&s);
+    let mnt = s.mnt.clone();
+    let guard = Cleanup(&mut second, &mnt);
+    let texture = s.mnt.join("textures").join(s.package.textures[0].file_name());
+    assert!(
+        wait_for(Duration::from_secs(10), || std::fs::metadata(&texture).is_ok()),
+        "the stale mount was not replaced"
+    );
+    assert!(std::fs::read(&s.package.dsf).unwrap() == std::fs::read(s.mnt.join(s.package.dsf.strip_prefix(&s.package.root).unwrap())).unwrap());
+    signal(guard.0, libc::SIGTERM);
+    let status = wait_exit(guard.0, Duration::from_secs(10)).expect("exits");
+    assert!(status.success());
+    let mut stdout = String::new();
+    use std::io::Read;
+    guard.0.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let mut stderr = String::new();
+    guard.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(
+        (stdout + &stderr).to_lowercase().contains("stale"),
+        "the recovery is reported"
+    );
+}
+
+#[test]
+fn bad_sources_and_busy_mountpoints_are_clear_errors() {
+    if !can_mount() {
+        return;
+    }
+    let s = setup(Duration::ZERO);
+    let out = Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
+        .args(["start", "--source", "/nonexistent/package", "--url", &s.server.url_template()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a directory"), "{err}");
+
+    // A mountpoint already served by a live xearthlayer.
+    let mut first = start(&s);
+    let mnt = s.mnt.clone();
+    let guard = Cleanup(&mut first, &mnt);
+    assert!(wait_for(Duration::from_secs(10), || is_mounted(&s.mnt)));
+    let out = Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
+        .arg("start")
+        .arg("--source")
+        .arg(&s.package.root)
+        .arg("--mountpoint")
+        .arg(&s.mnt)
+        .args(["--url", &s.server.url_template(), "--no-disk-cache"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(err.contains("already mounted") || err.contains("in use"), "{err}");
+    assert!(is_mounted(&s.mnt), "the live mount is left alone");
+    drop(guard);
+}
