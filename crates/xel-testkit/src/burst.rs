@@ -97,6 +97,15 @@ impl BurstReport {
 /// Reads `paths` the X-Plane way with `config.readers` threads. Fails on the
 /// first short read, size mismatch or I/O error.
 pub fn run_burst(paths: &[PathBuf], config: &BurstConfig) -> io::Result<BurstReport> {
+    run_burst_with(paths, config, |_| {})
+}
+
+/// [`run_burst`], calling `on_read` as each texture is done (for progress).
+pub fn run_burst_with(
+    paths: &[PathBuf],
+    config: &BurstConfig,
+    on_read: impl Fn(&TextureRead) + Sync,
+) -> io::Result<BurstReport> {
     let next = AtomicUsize::new(0);
     let reads = Mutex::new(Vec::with_capacity(paths.len()));
     let start = Instant::now();
@@ -122,6 +131,7 @@ pub fn run_burst(paths: &[PathBuf], config: &BurstConfig) -> io::Result<BurstRep
                             latency: t.elapsed(),
                             bytes,
                         };
+                        on_read(&read);
                         reads.lock().unwrap_or_else(|e| e.into_inner()).push(read);
                     }
                 })
