@@ -308,7 +308,37 @@ impl Inner {
                 .into_iter()
                 .filter(|u| u.top() == top || (*u == Unit::Low && top > 0))
                 .collect();
+            self.read_ahead(entry, &round);
             join_all(round.into_iter().map(|u| self.unit(entry, u))).await;
+        }
+    }
+
+    /// A read past the first strip of a level is a read of the whole level
+    /// (X-Plane reads a close texture front to back in pieces): start the
+    /// level's later strips now instead of one piece at a time. Header reads
+    /// (strip 0 only) start nothing.
+    fn read_ahead(self: &Arc<Self>, entry: &Arc<TextureEntry>, round: &[Unit]) {
+        let format = self.config.format;
+        let Some((level, last)) = round
+            .iter()
+            .filter_map(|u| match *u {
+                Unit::Strip { level, strip } => Some((level, strip)),
+                Unit::Low => None,
+            })
+            .max_by_key(|&(_, strip)| strip)
+        else {
+            return;
+        };
+        if last == 0 {
+            return;
+        }
+        let strips = (16u8 >> level) as usize;
+        for strip in last + 1..strips as u8 {
+            let unit = Unit::Strip { level, strip };
+            if !entry.state.is_built(unit.range(format)) {
+                // The build runs as its own task; nobody needs to wait here.
+                drop(self.unit(entry, unit));
+            }
         }
     }
 
