@@ -68,7 +68,7 @@ impl Default for ServiceConfig {
             format: DdsFormat::Bc1,
             budget: Duration::from_secs(20),
             cpu_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            max_builds: 1024,
+            max_builds: 256,
             memory_cache_bytes: 1 << 30,
             disk_cache: None,
             fetch: FetchConfig::default(),
@@ -130,6 +130,19 @@ impl TextureEntry {
 
     pub fn state(&self) -> &TextureState {
         &self.state
+    }
+
+    /// Memory the entry holds: built bytes and stand-in chunks kept.
+    fn weight(&self) -> u64 {
+        let memo: u64 = self
+            .ancestors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|chunk| chunk.peek().cloned().flatten())
+            .map(|b| b.len() as u64)
+            .sum();
+        self.state.bytes_held() + memo
     }
 }
 
@@ -466,8 +479,7 @@ impl Inner {
             .get(&entry.key)
             .is_some_and(|cached| Arc::ptr_eq(&cached, entry))
         {
-            self.memory
-                .insert(entry.key, Arc::clone(entry), entry.state.bytes_held());
+            self.memory.insert(entry.key, Arc::clone(entry), entry.weight());
         }
     }
 
