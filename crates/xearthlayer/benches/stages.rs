@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use xearthlayer::cache::DiskCache;
 use xearthlayer::coord::TextureId;
 use xearthlayer::dds::encode::{encode, encoded_len};
 use xearthlayer::dds::layout::{self, DdsFormat};
@@ -173,6 +174,23 @@ fn main() {
     }
 
     end_to_end(quick);
+    disk_index(if quick { 20_000 } else { 100_000 });
+}
+
+/// Start-up cost of the disk cache: indexing a folder of many textures.
+fn disk_index(files: u32) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let zoom = dir.path().join("custom/bc1/16");
+    std::fs::create_dir_all(&zoom).expect("cache folder");
+    for i in 0..files {
+        std::fs::write(zoom.join(format!("{}_{}.xel", (i / 1000) * 16, (i % 1000) * 16)), b"x")
+            .expect("cache file");
+    }
+    let (t, cache) = best_of(3, || {
+        DiskCache::open(dir.path(), "custom", DdsFormat::Bc1, u64::MAX).expect("cache opens")
+    });
+    assert_eq!(cache.stats().entries, files as usize);
+    println!("| disk cache start-up, {files} cached textures | {} | one directory scan |", ms(t));
 }
 
 /// The service against the local imagery server at 0 ms latency: textures

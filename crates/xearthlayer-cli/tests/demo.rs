@@ -1,0 +1,31 @@
+//! `xearthlayer demo` as CI runs it: end to end, offline, and it says what
+//! it measured. Needs root and /dev/fuse; prints SKIPPED otherwise.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn demo_runs_end_to_end_and_writes_a_preview() {
+    if !Path::new("/dev/fuse").exists() || unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: the demo mounts, which needs /dev/fuse and root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
+        .args(["demo", "--textures", "8", "--latency-ms", "5", "--dir"])
+        .arg(dir.path())
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for expected in ["cold:", "warm:", "chunk requests", "demo complete"] {
+        assert!(stdout.contains(expected), "missing '{expected}' in:\n{stdout}");
+    }
+    let preview = std::fs::read(dir.path().join("preview.png")).unwrap();
+    assert!(preview.starts_with(b"\x89PNG"));
+    // A 1024 px RGBA image of real imagery is far from empty.
+    assert!(preview.len() > 100_000, "{} bytes", preview.len());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(&*dir.path().to_string_lossy()), "unmounted at the end");
+}
