@@ -1,4 +1,7 @@
 //! Options shared by several commands, and turning them into library types.
+//!
+//! Each value is resolved here in one order: the command-line flag, then the
+//! configuration file ([`FileSettings`]), then the library's default.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,33 +12,50 @@ use xearthlayer::dds::DdsFormat;
 use xearthlayer::provider::{ProviderKind, ProviderSettings, TemplateProvider, TileProvider};
 use xearthlayer::texture::{ServiceConfig, TextureService};
 
+use crate::config::{ConfigArg, FileSettings};
+
 /// Boxed errors with readable messages: the CLI prints and exits.
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
+/// Disk cache size when neither a flag nor the file sets one.
+pub const DEFAULT_DISK_CACHE: u64 = 20 << 30;
+
 #[derive(Args, Debug, Clone)]
 pub struct ProviderArgs {
-    /// Imagery provider: bing, go2, arcgis, usgs, eox, mapbox, custom.
-    #[arg(long, default_value = "bing")]
-    pub provider: String,
+    /// Imagery provider: bing, go2, arcgis, usgs, eox, mapbox, custom
+    /// [config: provider.type; default: bing].
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Option<ProviderKind>,
     /// URL template for the custom provider ({z} {x} {y} {quadkey} {server});
-    /// implies --provider custom.
+    /// implies --provider custom [config: provider.url].
     #[arg(long)]
     pub url: Option<String>,
-    /// Access token for mapbox.
+    /// Access token for mapbox [config: provider.mapbox_token].
     #[arg(long, env = "XEARTHLAYER_MAPBOX_TOKEN", hide_env_values = true)]
     pub mapbox_token: Option<String>,
 }
 
+pub fn parse_provider(s: &str) -> Result<ProviderKind, String> {
+    s.parse()
+        .map_err(|e: xearthlayer::provider::ProviderError| e.to_string())
+}
+
 impl ProviderArgs {
-    pub fn provider(&self) -> CliResult<Arc<dyn TileProvider>> {
-        let kind: ProviderKind = if self.url.is_some() {
-            ProviderKind::Custom
-        } else {
-            self.provider.parse()?
-        };
+    /// The provider: a URL given anywhere means `custom` unless a type is
+    /// given at the same level or above.
+    pub fn provider(&self, file: &FileSettings) -> CliResult<Arc<dyn TileProvider>> {
+        let kind = self
+            .provider
+            .or(self.url.as_ref().map(|_| ProviderKind::Custom))
+            .or(file.provider)
+            .or(file.url.as_ref().map(|_| ProviderKind::Custom))
+            .unwrap_or(ProviderKind::Bing);
         let settings = ProviderSettings {
-            url: self.url.clone(),
-            mapbox_token: self.mapbox_token.clone(),
+            url: self.url.clone().or_else(|| file.url.clone()),
+            mapbox_token: self
+                .mapbox_token
+                .clone()
+                .or_else(|| file.mapbox_token.clone()),
         };
         Ok(Arc::new(TemplateProvider::new(kind, &settings)?))
     }
@@ -43,62 +63,124 @@ impl ProviderArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct FormatArg {
-    /// Texture compression: bc1 (DXT1) or bc3 (DXT5).
-    #[arg(long, default_value = "bc1", value_parser = parse_format)]
-    pub format: DdsFormat,
+    /// Texture compression: bc1 (DXT1) or bc3 (DXT5) [config: texture.format;
+    /// default: bc1].
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<DdsFormat>,
 }
 
 fn parse_format(s: &str) -> Result<DdsFormat, String> {
     s.parse()
 }
 
+impl FormatArg {
+    pub fn format(&self, file: &FileSettings) -> DdsFormat {
+        self.format
+            .or(file.format)
+            .unwrap_or(ServiceConfig::default().format)
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CacheDirArg {
+    /// Disk cache folder [config: cache.directory; default:
+    /// ~/.cache/xearthlayer].
+    #[arg(long, global = true)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl CacheDirArg {
+    pub fn dir(&self, file: &FileSettings) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .or_else(|| file.cache_dir.clone())
+            .unwrap_or_else(default_cache_dir)
+    }
+}
+
 /// Everything that shapes the texture service.
 #[derive(Args, Debug, Clone)]
 pub struct ServiceArgs {
     #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
     pub provider: ProviderArgs,
     #[command(flatten)]
     pub format: FormatArg,
-    /// Disk cache folder (default ~/.cache/xearthlayer).
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    /// Memory cache size, e.g. 1GiB.
-    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
-    pub memory_cache: u64,
-    /// Disk cache size, e.g. 20GiB.
-    #[arg(long, default_value = "20GiB", value_parser = parse_size)]
-    pub disk_cache: u64,
-    /// Neither read nor write the disk cache.
+    #[command(flatten)]
+    pub cache_dir: CacheDirArg,
+    /// Memory cache size, e.g. 1GiB [config: cache.memory_size; default: 1GiB].
+    #[arg(long, value_parser = parse_size)]
+    pub memory_cache: Option<u64>,
+    /// Disk cache size, e.g. 20GiB [config: cache.disk_size; default: 20GiB].
+    #[arg(long, value_parser = parse_size)]
+    pub disk_cache: Option<u64>,
+    /// Neither read nor write the disk cache [config: cache.enabled = false].
     #[arg(long)]
     pub no_disk_cache: bool,
-    /// Seconds a texture may take before it is served with what arrived.
-    #[arg(long, default_value_t = 20.0)]
-    pub timeout: f64,
-    /// Texture parts built at once (1: one at a time, the old serial model).
-    #[arg(long, default_value_t = 1024)]
-    pub max_builds: usize,
+    /// Seconds a texture may take before it is served with what arrived
+    /// [config: generation.budget_seconds; default: 20].
+    #[arg(long, value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+    /// Textures decoded and compressed at once [config:
+    /// generation.cpu_threads; default: the number of cores].
+    #[arg(long, value_parser = parse_count)]
+    pub cpu_threads: Option<usize>,
+    /// Imagery downloads in flight at once [config:
+    /// generation.max_requests_in_flight; default: 256].
+    #[arg(long, value_parser = parse_count)]
+    pub max_requests: Option<usize>,
+    /// Texture parts built at once; 1 builds one at a time, the serial model
+    /// this design replaces (for benchmarks) [default: 1024].
+    #[arg(long, value_parser = parse_count)]
+    pub max_builds: Option<usize>,
 }
 
 impl ServiceArgs {
-    /// The service these options describe.
+    /// The service these options and the configuration file describe.
     pub fn service(&self) -> CliResult<TextureService> {
-        if !(self.timeout.is_finite() && self.timeout > 0.0) {
-            return Err(format!("--timeout must be a positive number of seconds, not {}", self.timeout).into());
-        }
-        let config = ServiceConfig {
-            format: self.format.format,
-            budget: Duration::from_secs_f64(self.timeout),
-            memory_cache_bytes: self.memory_cache,
-            max_builds: self.max_builds,
-            disk_cache: (!self.no_disk_cache).then(|| {
+        self.service_with(&self.config.load()?.settings)
+    }
+
+    /// The service, with the configuration file already read.
+    pub fn service_with(&self, file: &FileSettings) -> CliResult<TextureService> {
+        Ok(TextureService::new(
+            self.provider.provider(file)?,
+            self.service_config(file),
+        )?)
+    }
+
+    /// Flags over the file over the library's defaults.
+    pub fn service_config(&self, file: &FileSettings) -> ServiceConfig {
+        let defaults = ServiceConfig::default();
+        let mut fetch = defaults.fetch.clone();
+        fetch.max_in_flight = self
+            .max_requests
+            .or(file.max_in_flight)
+            .unwrap_or(fetch.max_in_flight);
+        let disk_enabled = !self.no_disk_cache && file.disk_cache_enabled.unwrap_or(true);
+        ServiceConfig {
+            format: self.format.format(file),
+            budget: self.timeout.or(file.budget).unwrap_or(defaults.budget),
+            cpu_threads: self
+                .cpu_threads
+                .or(file.cpu_threads)
+                .unwrap_or(defaults.cpu_threads),
+            memory_cache_bytes: self
+                .memory_cache
+                .or(file.memory_cache)
+                .unwrap_or(defaults.memory_cache_bytes),
+            disk_cache: disk_enabled.then(|| {
                 (
-                    self.cache_dir.clone().unwrap_or_else(default_cache_dir),
-                    self.disk_cache,
+                    self.cache_dir.dir(file),
+                    self.disk_cache
+                        .or(file.disk_cache)
+                        .unwrap_or(DEFAULT_DISK_CACHE),
                 )
             }),
-            ..ServiceConfig::default()
-        };
-        Ok(TextureService::new(self.provider.provider()?, config)?)
+            max_builds: self.max_builds.unwrap_or(defaults.max_builds),
+            fetch,
+        }
     }
 }
 
@@ -114,7 +196,9 @@ pub fn default_cache_dir() -> PathBuf {
 /// Parses sizes such as `512MiB`, `2GiB`, `20GB`, `1048576`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let number: f64 = number
         .parse()
@@ -129,14 +213,37 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "gib" => 1 << 30,
         "t" | "tb" => 1_000_000_000_000,
         "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit '{other}' in '{s}' (use KiB, MiB, GiB, TiB, or KB, MB, GB, TB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' in '{s}' (use KiB, MiB, GiB, TiB, or KB, MB, GB, TB)"
+            ))
+        }
     };
     Ok((number * factor as f64) as u64)
+}
+
+/// A positive, finite number of seconds, e.g. `20` or `2.5`.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+/// A whole number of at least 1, e.g. a thread count.
+pub fn parse_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number of at least 1")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn sizes() {
@@ -147,5 +254,125 @@ mod tests {
         assert_eq!(parse_size("42"), Ok(42));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("2 parsecs").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        service: ServiceArgs,
+    }
+
+    fn args(flags: &[&str]) -> ServiceArgs {
+        Cli::try_parse_from(std::iter::once("xearthlayer").chain(flags.iter().copied()))
+            .unwrap()
+            .service
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let file = FileSettings {
+            format: Some(DdsFormat::Bc3),
+            cache_dir: Some(PathBuf::from("/file/cache")),
+            memory_cache: Some(2 << 30),
+            disk_cache: Some(5 << 30),
+            budget: Some(Duration::from_secs(3)),
+            cpu_threads: Some(3),
+            max_in_flight: Some(17),
+            ..FileSettings::default()
+        };
+        let defaults = ServiceConfig::default();
+        let plain = args(&[]).service_config(&FileSettings::default());
+        assert_eq!(plain.format, defaults.format);
+        assert_eq!(plain.budget, defaults.budget);
+        assert_eq!(plain.cpu_threads, defaults.cpu_threads);
+        assert_eq!(plain.memory_cache_bytes, defaults.memory_cache_bytes);
+        assert_eq!(plain.fetch.max_in_flight, defaults.fetch.max_in_flight);
+        assert_eq!(
+            plain.disk_cache,
+            Some((default_cache_dir(), DEFAULT_DISK_CACHE))
+        );
+
+        let from_file = args(&[]).service_config(&file);
+        assert_eq!(from_file.format, DdsFormat::Bc3);
+        assert_eq!(from_file.budget, Duration::from_secs(3));
+        assert_eq!(from_file.cpu_threads, 3);
+        assert_eq!(from_file.memory_cache_bytes, 2 << 30);
+        assert_eq!(from_file.fetch.max_in_flight, 17);
+        assert_eq!(
+            from_file.disk_cache,
+            Some((PathBuf::from("/file/cache"), 5 << 30))
+        );
+
+        let flagged = args(&[
+            "--format",
+            "bc1",
+            "--cache-dir",
+            "/flag",
+            "--memory-cache",
+            "1MiB",
+            "--disk-cache",
+            "2MiB",
+            "--timeout",
+            "4",
+            "--cpu-threads",
+            "1",
+            "--max-requests",
+            "9",
+        ])
+        .service_config(&file);
+        assert_eq!(flagged.format, DdsFormat::Bc1);
+        assert_eq!(flagged.budget, Duration::from_secs(4));
+        assert_eq!(flagged.cpu_threads, 1);
+        assert_eq!(flagged.memory_cache_bytes, 1 << 20);
+        assert_eq!(flagged.fetch.max_in_flight, 9);
+        assert_eq!(flagged.disk_cache, Some((PathBuf::from("/flag"), 2 << 20)));
+
+        let off = FileSettings {
+            disk_cache_enabled: Some(false),
+            ..file
+        };
+        assert_eq!(args(&[]).service_config(&off).disk_cache, None);
+        assert_eq!(
+            args(&["--no-disk-cache"])
+                .service_config(&FileSettings::default())
+                .disk_cache,
+            None
+        );
+        assert!(Cli::try_parse_from(["x", "--timeout", "0"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--memory-cache", "lots"]).is_err());
+    }
+
+    #[test]
+    fn provider_flags_beat_the_file() {
+        let name = |flags: &[&str], file: &FileSettings| {
+            args(flags)
+                .provider
+                .provider(file)
+                .unwrap()
+                .name()
+                .to_string()
+        };
+        let none = FileSettings::default();
+        assert_eq!(name(&[], &none), "bing");
+        let arcgis = FileSettings {
+            provider: Some(ProviderKind::Arcgis),
+            ..FileSettings::default()
+        };
+        assert_eq!(name(&[], &arcgis), "arcgis");
+        assert_eq!(name(&["--provider", "usgs"], &arcgis), "usgs");
+        assert_eq!(name(&["--url", "http://h/{z}/{x}/{y}"], &arcgis), "custom");
+        let url_only = FileSettings {
+            url: Some("http://h/{z}/{x}/{y}".into()),
+            ..FileSettings::default()
+        };
+        assert_eq!(name(&[], &url_only), "custom");
+        assert_eq!(name(&["--provider", "bing"], &url_only), "bing");
+        let mapbox = FileSettings {
+            provider: Some(ProviderKind::Mapbox),
+            mapbox_token: Some("pk.file".into()),
+            ..FileSettings::default()
+        };
+        assert_eq!(name(&[], &mapbox), "mapbox");
+        assert!(Cli::try_parse_from(["x", "--provider", "osm"]).is_err());
     }
 }

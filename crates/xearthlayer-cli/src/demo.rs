@@ -135,8 +135,19 @@ pub async fn run(args: DemoArgs) -> CliResult {
     let preview = dir.join("preview.png");
     write_preview(&paths[0], service.format(), &preview).await?;
 
-    print_summary(&cold, &warm, &before, &after_cold, &after_warm, cold_requests.peak_in_flight);
-    println!("   preview of {} (mip 2, read back from the mount): {}", package.textures[0], preview.display());
+    print_summary(
+        &cold,
+        &warm,
+        &before,
+        &after_cold,
+        &after_warm,
+        cold_requests.peak_in_flight,
+    );
+    println!(
+        "   preview of {} (mip 2, read back from the mount): {}",
+        package.textures[0],
+        preview.display()
+    );
 
     if args.keep {
         println!(
@@ -155,11 +166,17 @@ pub async fn run(args: DemoArgs) -> CliResult {
 }
 
 /// Runs one burst on a blocking thread while a progress bar follows it.
-async fn read_with_progress(label: &str, paths: &[PathBuf], config: &BurstConfig) -> CliResult<BurstReport> {
+async fn read_with_progress(
+    label: &str,
+    paths: &[PathBuf],
+    config: &BurstConfig,
+) -> CliResult<BurstReport> {
     let bar = indicatif::ProgressBar::new(paths.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("   {prefix:>5} [{bar:40}] {pos}/{len} textures {elapsed}")
-            .map_err(|e| e.to_string())?
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "   {prefix:>5} [{bar:40}] {pos}/{len} textures {elapsed}",
+        )
+        .map_err(|e| e.to_string())?
+        .progress_chars("=> "),
     );
     bar.set_prefix(label.to_string());
     let (paths, config, progress) = (paths.to_vec(), config.clone(), bar.clone());

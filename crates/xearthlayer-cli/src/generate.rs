@@ -38,7 +38,10 @@ pub async fn run(args: GenerateArgs) -> CliResult {
         metrics.chunk_requests,
         metrics.disk_hits,
         if texture.degraded {
-            format!(", {} chunks filled in (imagery missing)", metrics.chunks_filled)
+            format!(
+                ", {} chunks filled in (imagery missing)",
+                metrics.chunks_filled
+            )
         } else {
             String::new()
         }

@@ -6,11 +6,14 @@ use xearthlayer::coord::TextureId;
 use xearthlayer::dds::layout;
 
 use crate::args::{CliResult, FormatArg, ProviderArgs};
+use crate::config::ConfigArg;
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
     /// Texture file name, e.g. 25264_10368_BI16.dds.
     pub name: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
     #[command(flatten)]
     pub provider: ProviderArgs,
     #[command(flatten)]
@@ -22,22 +25,40 @@ pub struct InfoArgs {
 
 pub fn run(args: InfoArgs) -> CliResult {
     let id = TextureId::parse(&args.name)?;
-    let provider = args.provider.provider()?;
+    let file = args.config.load()?.settings;
+    let provider = args.provider.provider(&file)?;
+    let format = args.format.format(&file);
     let b = id.bounds();
     let (lat, lon) = b.center();
     println!("texture   {id}");
     println!("zoom      {} (chunks), map type '{}'", id.zoom, id.map_type);
-    println!("chunks    x {}..{}, y {}..{}", id.col, id.col + 15, id.row, id.row + 15);
-    println!("bounds    N {:.6}  S {:.6}  W {:.6}  E {:.6}", b.north, b.south, b.west, b.east);
+    println!(
+        "chunks    x {}..{}, y {}..{}",
+        id.col,
+        id.col + 15,
+        id.row,
+        id.row + 15
+    );
+    println!(
+        "bounds    N {:.6}  S {:.6}  W {:.6}  E {:.6}",
+        b.north, b.south, b.west, b.east
+    );
     println!("centre    {lat:.6} {lon:.6}");
     println!(
         "file      {} bytes ({}, 13 mip levels)",
-        layout::file_size(args.format.format),
-        args.format.format
+        layout::file_size(format),
+        format
     );
-    println!("provider  {} (max zoom {})", provider.display_name(), provider.max_zoom());
+    println!(
+        "provider  {} (max zoom {})",
+        provider.display_name(),
+        provider.max_zoom()
+    );
     if id.zoom > provider.max_zoom() {
-        println!("warning   zoom {} is beyond what this provider serves", id.zoom);
+        println!(
+            "warning   zoom {} is beyond what this provider serves",
+            id.zoom
+        );
     }
     let chunks: Vec<_> = id.chunks().collect();
     let shown: Vec<_> = if args.all_urls {

@@ -2,17 +2,33 @@
 //! in the `xearthlayer` library.
 
 mod args;
+mod cache_cmd;
+mod config;
+mod config_cmd;
+mod demo;
+mod doctor;
+mod files;
 mod generate;
 mod info;
+mod manager;
+mod packages;
+mod run;
+mod scenery_packs;
 mod start;
 mod status;
+mod system;
+mod xplane;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "xearthlayer", version, about = "Satellite orthophotos streamed into X-Plane")]
+#[command(
+    name = "xearthlayer",
+    version,
+    about = "Satellite orthophotos streamed into X-Plane"
+)]
 struct Cli {
     /// More logging (-v: debug, -vv: trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -23,22 +39,45 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Offline demo: sample package, local imagery, real mount, X-Plane-like reads.
+    Demo(demo::DemoArgs),
     /// Generate one texture and write it to a file.
     Generate(generate::GenerateArgs),
     /// Show a texture's bounds, zoom and chunk URLs.
     Info(info::InfoArgs),
     /// Mount one scenery package and serve its textures until Ctrl-C.
     Start(start::StartArgs),
+    /// Mount every ortho package found, over one texture service, until Ctrl-C.
+    Run(run::RunArgs),
+    /// Write a commented configuration file.
+    Init(config_cmd::InitArgs),
+    /// Read or change the configuration file.
+    Config(config_cmd::ConfigArgs),
+    /// Disk cache statistics, or clear it.
+    Cache(cache_cmd::CacheArgs),
+    /// Check FUSE, permissions, mounts, the cache, X-Plane and the provider.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    // Many packages, connections and cache files at once: the usual soft
+    // limit of 1024 descriptors is needlessly low.
+    if let Err(e) = system::raise_open_file_limit() {
+        tracing::debug!(error = %e, "cannot raise the open-file limit");
+    }
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args).await,
         Command::Generate(args) => generate::run(args).await,
         Command::Info(args) => info::run(args),
         Command::Start(args) => start::run(args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Init(args) => config_cmd::init(args),
+        Command::Config(args) => config_cmd::run(args),
+        Command::Cache(args) => cache_cmd::run(args),
+        Command::Doctor(args) => doctor::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,11 @@ pub struct StartArgs {
     /// user_allow_other in /etc/fuse.conf when not root.
     #[arg(long)]
     pub allow_other: bool,
+    /// Write the service's counters to this file as key=value lines on each
+    /// SIGUSR1 (which then starts new peak measurements) and on exit; for
+    /// benchmarks.
+    #[arg(long)]
+    pub stats_file: Option<PathBuf>,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -66,7 +71,14 @@ pub async fn run(args: StartArgs) -> CliResult {
         None => default_mountpoint(&source),
     };
     let service = args.service.service()?;
-    let mut session = mount_package(&source, &mountpoint, service.clone(), args.allow_other).await?;
+    // Before mounting: whoever signals once the mount is up must find the handler.
+    let stats = args
+        .stats_file
+        .clone()
+        .map(|path| status::StatsFile::on_sigusr1(service.clone(), path))
+        .transpose()?;
+    let mut session =
+        mount_package(&source, &mountpoint, service.clone(), args.allow_other).await?;
     println!(
         "mounted {} at {} ({}, textures from {}); Ctrl-C to stop",
         source.display(),
@@ -92,13 +104,19 @@ pub async fn run(args: StartArgs) -> CliResult {
     }
     service.flush().await;
     println!("{}", status::summary(&service));
+    if let Some(stats) = stats {
+        stats.write().await?;
+    }
     Ok(())
 }
 
 /// Resolves on the first SIGINT or SIGTERM, naming it.
 pub async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         // Without signal handlers there is nothing to wait for but forever.
         return std::future::pending().await;
     };

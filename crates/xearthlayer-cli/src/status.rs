@@ -1,5 +1,11 @@
-//! Plain-text status: a periodic line while serving and a summary on exit.
+//! Plain-text status: a periodic line while serving and a summary on exit;
+//! for benchmarks, the counters as `key=value` lines in a file.
 
+use std::fmt::Write as _;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xearthlayer::metrics::MetricsSnapshot;
@@ -21,7 +27,12 @@ pub fn spawn_reporter(service: TextureService, every: Duration) -> tokio::task::
     })
 }
 
-fn line(before: &MetricsSnapshot, now: &MetricsSnapshot, secs: f64, service: &TextureService) -> String {
+fn line(
+    before: &MetricsSnapshot,
+    now: &MetricsSnapshot,
+    secs: f64,
+    service: &TextureService,
+) -> String {
     let rate = |a: u64, b: u64| (b - a) as f64 / secs;
     format!(
         "textures: {} in flight, {:.1}/s built | chunks: {:.0}/s, {:.1} errors/s, {} in flight | cache: {} memory hits, {} disk hits | memory cache {} MiB",
@@ -53,4 +64,84 @@ pub fn summary(service: &TextureService) -> String {
         m.peak_generations_in_flight,
         m.peak_requests_in_flight
     )
+}
+
+/// The counters as `key=value` lines in a file (`--stats-file`), rewritten
+/// whole on each SIGUSR1 and when asked. `dump` numbers the writes so a
+/// reader can tell its own.
+#[derive(Clone)]
+pub struct StatsFile {
+    service: TextureService,
+    path: PathBuf,
+    dumps: Arc<AtomicU64>,
+}
+
+impl StatsFile {
+    /// From now on each SIGUSR1 writes the file, then starts new peak
+    /// measurements (textures and requests in flight).
+    pub fn on_sigusr1(service: TextureService, path: PathBuf) -> io::Result<StatsFile> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut signals = signal(SignalKind::user_defined1())?;
+        let stats = StatsFile {
+            service,
+            path,
+            dumps: Arc::default(),
+        };
+        let writer = stats.clone();
+        tokio::spawn(async move {
+            while signals.recv().await.is_some() {
+                if let Err(e) = writer.write().await {
+                    tracing::warn!(path = %writer.path.display(), error = %e, "cannot write the stats file");
+                }
+                let m = writer.service.metrics();
+                m.requests_in_flight.reset_peak();
+                m.generations_in_flight.reset_peak();
+            }
+        });
+        Ok(stats)
+    }
+
+    /// Writes the counters now, replacing the file at once.
+    pub async fn write(&self) -> io::Result<()> {
+        let dump = self.dumps.fetch_add(1, Ordering::Relaxed) + 1;
+        let text = stats_lines(
+            dump,
+            &self.service.metrics().snapshot(),
+            self.service.memory_bytes(),
+        );
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        tokio::fs::write(&tmp, text).await?;
+        tokio::fs::rename(&tmp, &self.path).await
+    }
+}
+
+fn stats_lines(dump: u64, m: &MetricsSnapshot, memory_bytes: u64) -> String {
+    let mut s = String::new();
+    let mut put = |key: &str, value: u64| {
+        let _ = writeln!(s, "{key}={value}");
+    };
+    put("dump", dump);
+    put("chunk_requests", m.chunk_requests);
+    put("chunk_retries", m.chunk_retries);
+    put("chunk_failures", m.chunk_failures);
+    put("chunk_bytes", m.chunk_bytes);
+    put("requests_in_flight", m.requests_in_flight);
+    put("peak_requests_in_flight", m.peak_requests_in_flight);
+    put("textures_generated", m.textures_generated);
+    put("textures_degraded", m.textures_degraded);
+    put("chunks_filled", m.chunks_filled);
+    put("generations_in_flight", m.generations_in_flight);
+    put("peak_generations_in_flight", m.peak_generations_in_flight);
+    put("memory_hits", m.memory_hits);
+    put("disk_hits", m.disk_hits);
+    put("cache_misses", m.cache_misses);
+    put("bytes_read", m.bytes_read);
+    put("bytes_produced", m.bytes_produced);
+    put("units_built", m.units_built);
+    for (level, reads) in m.reads_by_level.iter().enumerate() {
+        put(&format!("reads_by_level_{level}"), *reads);
+    }
+    put("memory_cache_bytes", memory_bytes);
+    s
 }

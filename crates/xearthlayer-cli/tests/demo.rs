@@ -18,14 +18,24 @@ fn demo_runs_end_to_end_and_writes_a_preview() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for expected in ["cold:", "warm:", "chunk requests", "demo complete"] {
-        assert!(stdout.contains(expected), "missing '{expected}' in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing '{expected}' in:\n{stdout}"
+        );
     }
     let preview = std::fs::read(dir.path().join("preview.png")).unwrap();
     assert!(preview.starts_with(b"\x89PNG"));
     // A 1024 px RGBA image of real imagery is far from empty.
     assert!(preview.len() > 100_000, "{} bytes", preview.len());
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mountinfo.contains(&*dir.path().to_string_lossy()), "unmounted at the end");
+    assert!(
+        !mountinfo.contains(&*dir.path().to_string_lossy()),
+        "unmounted at the end"
+    );
 }

@@ -129,7 +129,10 @@ fn sigterm_with_reads_in_flight_unmounts_and_exits_zero() {
     let mut child = start(&s);
     let mnt = s.mnt.clone();
     let guard = Cleanup(&mut child, &mnt);
-    assert!(wait_for(Duration::from_secs(10), || is_mounted(&s.mnt)), "never mounted");
+    assert!(
+        wait_for(Duration::from_secs(10), || is_mounted(&s.mnt)),
+        "never mounted"
+    );
     let paths: Vec<PathBuf> = s
         .package
         .textures
@@ -166,20 +169,43 @@ fn start_recovers_a_mountpoint_left_by_sigkill() {
     let mut second = start(&s);
     let mnt = s.mnt.clone();
     let guard = Cleanup(&mut second, &mnt);
-    let texture = s.mnt.join("textures").join(s.package.textures[0].file_name());
+    let texture = s
+        .mnt
+        .join("textures")
+        .join(s.package.textures[0].file_name());
     assert!(
-        wait_for(Duration::from_secs(10), || std::fs::metadata(&texture).is_ok()),
+        wait_for(Duration::from_secs(10), || std::fs::metadata(&texture)
+            .is_ok()),
         "the stale mount was not replaced"
     );
-    assert!(std::fs::read(&s.package.dsf).unwrap() == std::fs::read(s.mnt.join(s.package.dsf.strip_prefix(&s.package.root).unwrap())).unwrap());
+    assert!(
+        std::fs::read(&s.package.dsf).unwrap()
+            == std::fs::read(
+                s.mnt
+                    .join(s.package.dsf.strip_prefix(&s.package.root).unwrap())
+            )
+            .unwrap()
+    );
     signal(guard.0, libc::SIGTERM);
     let status = wait_exit(guard.0, Duration::from_secs(10)).expect("exits");
     assert!(status.success());
     let mut stdout = String::new();
     use std::io::Read;
-    guard.0.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    guard
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let mut stderr = String::new();
-    guard.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    guard
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(
         (stdout + &stderr).to_lowercase().contains("stale"),
         "the recovery is reported"
@@ -193,7 +219,13 @@ fn bad_sources_and_busy_mountpoints_are_clear_errors() {
     }
     let s = setup(Duration::ZERO);
     let out = Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
-        .args(["start", "--source", "/nonexistent/package", "--url", &s.server.url_template()])
+        .args([
+            "start",
+            "--source",
+            "/nonexistent/package",
+            "--url",
+            &s.server.url_template(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -216,7 +248,10 @@ fn bad_sources_and_busy_mountpoints_are_clear_errors() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(err.contains("already mounted") || err.contains("in use"), "{err}");
+    assert!(
+        err.contains("already mounted") || err.contains("in use"),
+        "{err}"
+    );
     assert!(is_mounted(&s.mnt), "the live mount is left alone");
     drop(guard);
 }

@@ -96,7 +96,8 @@ fn main() {
             let (cx, cy) = (i % 16, i / 16);
             for y in 0..256 {
                 let dst = ((cy * 256 + y) * SIDE + cx * 256) * RGBA;
-                image[dst..dst + 256 * RGBA].copy_from_slice(&c[y * 256 * RGBA..(y + 1) * 256 * RGBA]);
+                image[dst..dst + 256 * RGBA]
+                    .copy_from_slice(&c[y * 256 * RGBA..(y + 1) * 256 * RGBA]);
             }
         }
         image
@@ -137,11 +138,22 @@ fn main() {
     println!();
     println!("| stage (one 4096² texture, one core) | time | notes |");
     println!("|---|---|---|");
-    println!("| decode 256 JPEG chunks (zune-jpeg) | {} | |", ms(decode_t));
+    println!(
+        "| decode 256 JPEG chunks (zune-jpeg) | {} | |",
+        ms(decode_t)
+    );
     println!("| composite into one 4096² image | {} | the pipeline avoids this: it works per 256 px strip |", ms(composite_t));
     println!("| 12 box-filter halvings | {} | |", ms(mips_t));
-    println!("| BC1, 13 levels (intel_tex_2) | {} | mip 0 PSNR {:.1} dB |", ms(bc1_t), quality(DdsFormat::Bc1, &bc1[0]));
-    println!("| BC3, 13 levels (intel_tex_2) | {} | mip 0 PSNR {:.1} dB |", ms(bc3_t), quality(DdsFormat::Bc3, &bc3[0]));
+    println!(
+        "| BC1, 13 levels (intel_tex_2) | {} | mip 0 PSNR {:.1} dB |",
+        ms(bc1_t),
+        quality(DdsFormat::Bc1, &bc1[0])
+    );
+    println!(
+        "| BC3, 13 levels (intel_tex_2) | {} | mip 0 PSNR {:.1} dB |",
+        ms(bc3_t),
+        quality(DdsFormat::Bc3, &bc3[0])
+    );
     println!(
         "| BC1, 13 levels (texpresso RangeFit, fastest) | {} | mip 0 PSNR {:.1} dB (level 0 timed, x4/3) |",
         ms(texpresso_all),
@@ -156,8 +168,10 @@ fn main() {
             let strips: Vec<_> = jpegs
                 .chunks(16)
                 .map(|row| {
-                    let inputs: Vec<ChunkInput> =
-                        row.iter().map(|j| ChunkInput::Image(j.clone().into())).collect();
+                    let inputs: Vec<ChunkInput> = row
+                        .iter()
+                        .map(|j| ChunkInput::Image(j.clone().into()))
+                        .collect();
                     build::build_strip(format, 0, &inputs)
                 })
                 .collect();
@@ -183,14 +197,20 @@ fn disk_index(files: u32) {
     let zoom = dir.path().join("custom/bc1/16");
     std::fs::create_dir_all(&zoom).expect("cache folder");
     for i in 0..files {
-        std::fs::write(zoom.join(format!("{}_{}.xel", (i / 1000) * 16, (i % 1000) * 16)), b"x")
-            .expect("cache file");
+        std::fs::write(
+            zoom.join(format!("{}_{}.xel", (i / 1000) * 16, (i % 1000) * 16)),
+            b"x",
+        )
+        .expect("cache file");
     }
     let (t, cache) = best_of(3, || {
         DiskCache::open(dir.path(), "custom", DdsFormat::Bc1, u64::MAX).expect("cache opens")
     });
     assert_eq!(cache.stats().entries, files as usize);
-    println!("| disk cache start-up, {files} cached textures | {} | one directory scan |", ms(t));
+    println!(
+        "| disk cache start-up, {files} cached textures | {} | one directory scan |",
+        ms(t)
+    );
 }
 
 /// The service against the local imagery server at 0 ms latency: textures

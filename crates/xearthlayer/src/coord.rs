@@ -143,7 +143,10 @@ impl TextureId {
 
     /// The file name this texture is served under.
     pub fn file_name(&self) -> String {
-        format!("{}_{}_{}{:02}.dds", self.row, self.col, self.map_type, self.zoom)
+        format!(
+            "{}_{}_{}{:02}.dds",
+            self.row, self.col, self.map_type, self.zoom
+        )
     }
 
     /// The 256 chunks of mip level 0, row by row from the top-left.
@@ -201,7 +204,10 @@ pub struct Bounds {
 impl Bounds {
     /// The centre in mercator terms (midpoint of the tile span), as (lat, lon).
     pub fn center(&self) -> (f64, f64) {
-        ((self.north + self.south) / 2.0, (self.west + self.east) / 2.0)
+        (
+            (self.north + self.south) / 2.0,
+            (self.west + self.east) / 2.0,
+        )
     }
 }
 
@@ -245,7 +251,10 @@ mod tests {
     #[test]
     fn parses_ortho4xp_names() {
         let t = TextureId::parse("25264_10368_BI16.dds").unwrap();
-        assert_eq!((t.row, t.col, t.zoom, t.map_type.as_str()), (25264, 10368, 16, "BI"));
+        assert_eq!(
+            (t.row, t.col, t.zoom, t.map_type.as_str()),
+            (25264, 10368, 16, "BI")
+        );
         let t = TextureId::parse("25264_10368_GO216.dds").unwrap();
         assert_eq!((t.map_type.as_str(), t.zoom), ("GO2", 16));
         let t = TextureId::parse("25264_10368_16.dds").unwrap();
@@ -293,9 +302,21 @@ mod tests {
 
     #[test]
     fn quadkey_example() {
-        let c = ChunkCoord { zoom: 3, x: 3, y: 5 };
+        let c = ChunkCoord {
+            zoom: 3,
+            x: 3,
+            y: 5,
+        };
         assert_eq!(c.quadkey(), "213");
-        assert_eq!(ChunkCoord { zoom: 0, x: 0, y: 0 }.quadkey(), "");
+        assert_eq!(
+            ChunkCoord {
+                zoom: 0,
+                x: 0,
+                y: 0
+            }
+            .quadkey(),
+            ""
+        );
     }
 
     #[test]
@@ -303,10 +324,31 @@ mod tests {
         let t = TextureId::parse("25264_10368_BI16.dds").unwrap();
         let chunks: Vec<_> = t.chunks().collect();
         assert_eq!(chunks.len(), 256);
-        assert_eq!(chunks[0], ChunkCoord { zoom: 16, x: 10368, y: 25264 });
-        assert_eq!(chunks[17], ChunkCoord { zoom: 16, x: 10369, y: 25265 });
+        assert_eq!(
+            chunks[0],
+            ChunkCoord {
+                zoom: 16,
+                x: 10368,
+                y: 25264
+            }
+        );
+        assert_eq!(
+            chunks[17],
+            ChunkCoord {
+                zoom: 16,
+                x: 10369,
+                y: 25265
+            }
+        );
         let low: Vec<_> = t.chunks_at_level(4).collect();
-        assert_eq!(low, vec![ChunkCoord { zoom: 12, x: 648, y: 1579 }]);
+        assert_eq!(
+            low,
+            vec![ChunkCoord {
+                zoom: 12,
+                x: 648,
+                y: 1579
+            }]
+        );
         assert_eq!(t.chunks_at_level(2).count(), 16);
     }
 

@@ -154,7 +154,8 @@ impl HttpClient {
         if response.content_length().is_some_and(|n| n > cap as u64) {
             return Err(FetchError::TooLarge(cap));
         }
-        let mut body = BytesMut::with_capacity(response.content_length().unwrap_or(16 << 10) as usize);
+        let mut body =
+            BytesMut::with_capacity(response.content_length().unwrap_or(16 << 10) as usize);
         while let Some(piece) = response.chunk().await? {
             if body.len() + piece.len() > cap {
                 return Err(FetchError::TooLarge(cap));

@@ -77,9 +77,13 @@ impl FromStr for ProviderKind {
 /// Why a provider could not be configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
-    #[error("unknown provider '{0}' (expected one of: bing, go2, arcgis, usgs, eox, mapbox, custom)")]
+    #[error(
+        "unknown provider '{0}' (expected one of: bing, go2, arcgis, usgs, eox, mapbox, custom)"
+    )]
     Unknown(String),
-    #[error("the custom provider needs a URL template (--url), e.g. http://host/{{z}}/{{x}}/{{y}}.jpg")]
+    #[error(
+        "the custom provider needs a URL template (--url), e.g. http://host/{{z}}/{{x}}/{{y}}.jpg"
+    )]
     MissingUrl,
     #[error("URL template '{0}' must contain {{quadkey}} or all of {{z}}, {{x}} and {{y}}")]
     BadTemplate(String),
@@ -241,7 +245,11 @@ mod tests {
     use super::*;
 
     fn chunk() -> ChunkCoord {
-        ChunkCoord { zoom: 3, x: 3, y: 5 }
+        ChunkCoord {
+            zoom: 3,
+            x: 3,
+            y: 5,
+        }
     }
 
     #[test]
@@ -250,7 +258,11 @@ mod tests {
         let url = p.chunk_url(chunk());
         assert!(url.contains("/tiles/a213.jpeg"), "{url}");
         assert!(url.starts_with("https://ecn.t0."), "{url}");
-        let next = p.chunk_url(ChunkCoord { zoom: 3, x: 4, y: 5 });
+        let next = p.chunk_url(ChunkCoord {
+            zoom: 3,
+            x: 4,
+            y: 5,
+        });
         assert!(next.starts_with("https://ecn.t1."), "{next}");
     }
 

@@ -117,7 +117,9 @@ fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
     let mut done = 0;
     while done < len {
-        let n = file.read_at(&mut buf[done..], offset + done as u64).unwrap();
+        let n = file
+            .read_at(&mut buf[done..], offset + done as u64)
+            .unwrap();
         assert!(n > 0, "short read at {}", offset + done as u64);
         done += n;
     }
@@ -131,24 +133,39 @@ fn a_texture_reads_whole_and_decodes_to_the_imagery() {
     }
     let scene = Scene::new(2, Duration::ZERO);
     let path = scene.texture_path(0);
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), layout::file_size(F));
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        layout::file_size(F)
+    );
     assert_eq!(scene.server.stats().requests, 0, "stat builds nothing");
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(bytes.len() as u64, layout::file_size(F));
     assert_eq!(&bytes[..128], &layout::header(F));
     for level in [0u8, 2, 4, 12] {
-        let db = psnr(&expected_level(&scene.textures[0], level), &decode_level(&bytes, F, level));
+        let db = psnr(
+            &expected_level(&scene.textures[0], level),
+            &decode_level(&bytes, F, level),
+        );
         assert!(db >= 30.0, "level {level}: {db:.1} dB");
     }
     // The whole file costs its 256 chunks at ZL; the lower levels are derived.
     assert_eq!(scene.server.stats().requests, 256);
 
     // Reads at odd offsets spanning mip boundaries equal the same range.
-    for (level, back, len) in [(1u8, 3usize, 100_000usize), (4, 77, 5000), (6, 1, 20_000), (12, 5, 5)] {
+    for (level, back, len) in [
+        (1u8, 3usize, 100_000usize),
+        (4, 77, 5000),
+        (6, 1, 20_000),
+        (12, 5, 5),
+    ] {
         let start = layout::level_offset(F, level) - back as u64;
         let len = len.min((layout::file_size(F) - start) as usize);
         let got = read_at(&path, start, len);
-        assert_eq!(got, bytes[start as usize..start as usize + len], "level {level}");
+        assert_eq!(
+            got,
+            bytes[start as usize..start as usize + len],
+            "level {level}"
+        );
     }
 }
 
@@ -181,7 +198,11 @@ fn reading_level_two_fetches_its_sixteen_chunks() {
     }
     let scene = Scene::new(1, Duration::ZERO);
     let range = layout::level_range(F, 2);
-    read_at(&scene.texture_path(0), range.start, (range.end - range.start) as usize);
+    read_at(
+        &scene.texture_path(0),
+        range.start,
+        (range.end - range.start) as usize,
+    );
     assert_eq!(scene.server.stats().requests, 16);
     assert_eq!(scene.requests_at(14), 16);
 }
@@ -209,7 +230,11 @@ fn a_full_read_after_a_low_read_is_consistent() {
     let from = layout::level_offset(F, 4);
     let low_first = read_at(&path, from, (layout::file_size(F) - from) as usize);
     let whole = std::fs::read(&path).unwrap();
-    assert_eq!(&whole[from as usize..], &low_first[..], "levels already read never change");
+    assert_eq!(
+        &whole[from as usize..],
+        &low_first[..],
+        "levels already read never change"
+    );
     let level0 = decode_level(&whole, F, 0);
     let mut side = 4096usize;
     let mut reference = level0;
@@ -219,7 +244,10 @@ fn a_full_read_after_a_low_read_is_consistent() {
         reference = half;
         side /= 2;
         let db = psnr(&reference, &decode_level(&whole, F, level));
-        assert!(db >= 25.0, "level {level} vs a downscale of level 0: {db:.1} dB");
+        assert!(
+            db >= 25.0,
+            "level {level} vs a downscale of level 0: {db:.1} dB"
+        );
     }
 }
 
@@ -237,12 +265,16 @@ fn piecewise_reads_build_the_same_file_as_one_read() {
     pieces.push(read_at(&path, mid, 1 << 20));
     let whole = std::fs::read(&path).unwrap();
     assert_eq!(&whole[..64 << 10], &pieces[0][..]);
-    assert_eq!(&whole[mid as usize..mid as usize + (1 << 20)], &pieces[1][..]);
+    assert_eq!(
+        &whole[mid as usize..mid as usize + (1 << 20)],
+        &pieces[1][..]
+    );
 
     let one_go = scene
         .runtime
         .block_on(async {
-            let provider = Arc::new(TemplateProvider::custom(&scene.server.url_template()).unwrap());
+            let provider =
+                Arc::new(TemplateProvider::custom(&scene.server.url_template()).unwrap());
             let fresh = TextureService::new(provider, ServiceConfig::default()).unwrap();
             fresh.texture(&scene.textures[0]).await
         })
@@ -258,7 +290,9 @@ fn many_handles_on_one_texture_build_it_once() {
     let scene = Scene::new(1, Duration::from_millis(20));
     let path = scene.texture_path(0);
     let reads: Vec<Vec<u8>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..16).map(|_| s.spawn(|| std::fs::read(&path).unwrap())).collect();
+        let handles: Vec<_> = (0..16)
+            .map(|_| s.spawn(|| std::fs::read(&path).unwrap()))
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(reads.iter().all(|r| *r == reads[0]));
@@ -284,7 +318,11 @@ fn thirty_two_textures_are_generated_concurrently() {
     assert_eq!(report.reads.len(), 32);
     let m = scene.service.metrics().snapshot();
     assert!(m.peak_generations_in_flight >= 16, "{m:?}");
-    assert!(scene.server.stats().peak_in_flight >= 64, "{:?}", scene.server.stats());
+    assert!(
+        scene.server.stats().peak_in_flight >= 64,
+        "{:?}",
+        scene.server.stats()
+    );
     // And each read returned full length, as run_burst checks: a full one too.
     assert_eq!(
         read_texture(&paths[0], ReadKind::Full, &BurstConfig::default()).unwrap(),

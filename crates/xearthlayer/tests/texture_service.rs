@@ -164,7 +164,11 @@ async fn a_hung_provider_costs_at_most_the_budget() {
     );
     let started = Instant::now();
     let t = svc.texture(&texture(2)).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_valid(&t.bytes, DdsFormat::Bc1);
     assert!(t.degraded);
 }
@@ -205,5 +209,9 @@ async fn disk_cache_serves_a_new_service_and_rejects_bad_files() {
     server.reset_stats();
     let fourth = service(&server, config());
     assert_eq!(fourth.texture(&id).await.bytes, first.bytes);
-    assert_eq!(server.stats().requests, 0, "the rebuilt texture was stored again");
+    assert_eq!(
+        server.stats().requests,
+        0,
+        "the rebuilt texture was stored again"
+    );
 }

@@ -115,7 +115,9 @@ pub fn run_burst_with(
                 scope.spawn(|| -> io::Result<()> {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(path) = paths.get(i) else { return Ok(()) };
+                        let Some(path) = paths.get(i) else {
+                            return Ok(());
+                        };
                         let kind = if config.full_every > 0 && i.is_multiple_of(config.full_every) {
                             ReadKind::Full
                         } else {
@@ -171,7 +173,13 @@ pub fn read_texture(path: &Path, kind: ReadKind, config: &BurstConfig) -> io::Re
 }
 
 /// Reads `len` bytes at `offset` in pieces, insisting on full lengths.
-pub fn read_range(file: &File, path: &Path, offset: u64, len: u64, piece: usize) -> io::Result<u64> {
+pub fn read_range(
+    file: &File,
+    path: &Path,
+    offset: u64,
+    len: u64,
+    piece: usize,
+) -> io::Result<u64> {
     let mut buf = vec![0u8; piece];
     let mut done = 0u64;
     while done < len {

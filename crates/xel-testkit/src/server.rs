@@ -11,7 +11,9 @@
 //!   `hang` (no answer until the server stops): drawn per request, so a retry
 //!   can succeed. They are shares of one draw, so their sum should not exceed 1.
 //!
-//! Every answer, errors included, waits `latency ± jitter` first.
+//! Every answer, errors included, waits `latency ± jitter` first. With a
+//! bandwidth set ([`ImageryServer::set_bandwidth`]) answers then queue for
+//! one shared link and each takes its body's transmission time on it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
@@ -36,6 +38,7 @@ use crate::imagery::{chunk_jpeg, hash64};
 
 /// Encoded chunks kept in memory (about 14 KiB each): the server shares the
 /// machine's cores with the service under test, so it encodes each chunk once.
+/// [`ImageryServer::set_cache_entries`] changes it.
 const CACHE_ENTRIES: usize = 4096;
 /// How long a hung request waits: in practice until the server stops.
 const HANG: Duration = Duration::from_secs(3600);
@@ -131,10 +134,20 @@ enum Outcome {
 }
 
 /// Encoded chunks, first in first out.
-#[derive(Default)]
 struct JpegCache {
     map: HashMap<ChunkCoord, Bytes>,
     order: VecDeque<ChunkCoord>,
+    capacity: usize,
+}
+
+impl Default for JpegCache {
+    fn default() -> Self {
+        JpegCache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: CACHE_ENTRIES,
+        }
+    }
 }
 
 impl JpegCache {
@@ -142,13 +155,22 @@ impl JpegCache {
         if self.map.contains_key(&tile) {
             return;
         }
-        if self.map.len() >= CACHE_ENTRIES {
-            if let Some(oldest) = self.order.pop_front() {
-                self.map.remove(&oldest);
-            }
+        self.evict_to(self.capacity.saturating_sub(1));
+        if self.capacity == 0 {
+            return;
         }
         self.order.push_back(tile);
         self.map.insert(tile, jpeg);
+    }
+
+    /// Drops the oldest entries until at most `entries` are left.
+    fn evict_to(&mut self, entries: usize) {
+        while self.map.len() > entries {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.map.remove(&oldest);
+        }
     }
 }
 
@@ -162,6 +184,11 @@ struct Shared {
     sequence: AtomicU64,
     counters: Counters,
     cache: Mutex<JpegCache>,
+    /// Bytes per second of the shared link; 0 for no limit.
+    bandwidth: AtomicU64,
+    /// When the link is next free, in nanoseconds from `epoch`.
+    link_free_ns: AtomicU64,
+    epoch: tokio::time::Instant,
 }
 
 /// Locks a mutex even if a panicking thread poisoned it: the data (fault
@@ -247,6 +274,26 @@ impl Shared {
                 None
             }
         }
+    }
+
+    /// Waits until `len` body bytes have crossed the link: answers take it
+    /// one after another, each for its transmission time.
+    async fn transmit(&self, len: u64) {
+        let rate = self.bandwidth.load(Ordering::Relaxed);
+        if rate == 0 || len == 0 {
+            return;
+        }
+        let cost =
+            u64::try_from(u128::from(len) * 1_000_000_000 / u128::from(rate)).unwrap_or(u64::MAX);
+        let now = nanos(self.epoch.elapsed());
+        let free = self
+            .link_free_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |free| {
+                Some(free.max(now).saturating_add(cost))
+            })
+            .unwrap_or_else(|free| free);
+        let done = free.max(now).saturating_add(cost);
+        tokio::time::sleep_until(self.epoch + Duration::from_nanos(done)).await;
     }
 
     fn snapshot(&self) -> ServerStats {
@@ -396,6 +443,7 @@ async fn handle(
         .counters
         .bytes_sent
         .fetch_add(body_len, Ordering::Relaxed);
+    shared.transmit(body_len).await;
     Ok(answer)
 }
 
@@ -459,6 +507,9 @@ impl ImageryServer {
             sequence: AtomicU64::new(0),
             counters: Counters::default(),
             cache: Mutex::new(JpegCache::default()),
+            bandwidth: AtomicU64::new(0),
+            link_free_ns: AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
         });
         let task = tokio::spawn(accept_loop(listener, shared.clone()));
         tracing::info!(%addr, "imagery server listening");
@@ -498,6 +549,22 @@ impl ImageryServer {
     /// Applies to requests that arrive from now on.
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.shared.faults) = faults;
+    }
+
+    /// How many encoded chunks to keep (4096 at start): a benchmark that
+    /// warms the server with every chunk it will ask for needs room for all.
+    pub fn set_cache_entries(&self, entries: usize) {
+        let mut cache = lock(&self.shared.cache);
+        cache.capacity = entries;
+        cache.evict_to(entries);
+    }
+
+    /// Bytes per second all answers share from now on (a provider's or the
+    /// user's link); 0 for no limit, the default.
+    pub fn set_bandwidth(&self, bytes_per_second: u64) {
+        self.shared
+            .bandwidth
+            .store(bytes_per_second, Ordering::Relaxed);
     }
 
     /// Stops accepting and drops every connection, hung requests included.
@@ -570,6 +637,16 @@ impl BackgroundServer {
 
     pub fn set_faults(&self, faults: Faults) {
         self.server().set_faults(faults);
+    }
+
+    /// See [`ImageryServer::set_cache_entries`].
+    pub fn set_cache_entries(&self, entries: usize) {
+        self.server().set_cache_entries(entries);
+    }
+
+    /// See [`ImageryServer::set_bandwidth`].
+    pub fn set_bandwidth(&self, bytes_per_second: u64) {
+        self.server().set_bandwidth(bytes_per_second);
     }
 
     /// Stops the server (as dropping it does).
@@ -779,6 +856,43 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_millis(80));
         server.set_latency(Duration::ZERO, Duration::from_millis(5));
         assert_eq!(get(server.addr(), "/tiles/10/1/1.jpg").await.0, 200);
+    }
+
+    #[test]
+    fn jpeg_cache_keeps_the_newest_entries_within_its_capacity() {
+        let tile = |x| ChunkCoord { zoom: 16, x, y: 0 };
+        let mut cache = JpegCache {
+            capacity: 2,
+            ..JpegCache::default()
+        };
+        for x in 0..3 {
+            cache.insert(tile(x), Bytes::from_static(b"jpeg"));
+        }
+        assert!(!cache.map.contains_key(&tile(0)));
+        assert!(cache.map.contains_key(&tile(1)) && cache.map.contains_key(&tile(2)));
+        cache.evict_to(1);
+        assert_eq!(cache.map.keys().collect::<Vec<_>>(), [&tile(2)]);
+    }
+
+    #[tokio::test]
+    async fn bandwidth_queues_answers_on_one_link() {
+        let server = server(ServerConfig::default()).await;
+        let addr = server.addr();
+        let (_, body) = get(addr, "/tiles/16/0/0.jpg").await;
+        // Four answers of this size at a rate of one per 100 ms.
+        server.set_bandwidth(body.len() as u64 * 10);
+        let start = Instant::now();
+        let requests: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(async move { get(addr, "/tiles/16/0/0.jpg").await.0 }))
+            .collect();
+        for request in requests {
+            assert_eq!(request.await.unwrap(), 200);
+        }
+        assert!(start.elapsed() >= Duration::from_millis(400));
+        server.set_bandwidth(0);
+        let start = Instant::now();
+        assert_eq!(get(addr, "/tiles/16/0/0.jpg").await.0, 200);
+        assert!(start.elapsed() < Duration::from_millis(100));
     }
 
     #[tokio::test]

@@ -41,7 +41,12 @@ pub fn decode_blocks(format: DdsFormat, blocks: &[u8], width: usize, height: usi
 pub fn decode_level(dds: &[u8], format: DdsFormat, level: u8) -> Vec<u8> {
     let range = layout::level_range(format, level);
     let side = layout::level_pixels(level) as usize;
-    decode_blocks(format, &dds[range.start as usize..range.end as usize], side, side)
+    decode_blocks(
+        format,
+        &dds[range.start as usize..range.end as usize],
+        side,
+        side,
+    )
 }
 
 /// What mip `level` of a texture should look like: the served chunks of

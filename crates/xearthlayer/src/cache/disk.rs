@@ -83,7 +83,12 @@ pub struct DiskCache {
 impl DiskCache {
     /// Opens (creating if needed) the cache for one provider and format and
     /// indexes what is there. Blocking: call from a blocking context.
-    pub fn open(base: &Path, provider: &str, format: DdsFormat, capacity: u64) -> io::Result<Arc<Self>> {
+    pub fn open(
+        base: &Path,
+        provider: &str,
+        format: DdsFormat,
+        capacity: u64,
+    ) -> io::Result<Arc<Self>> {
         let dir = base.join(provider).join(format.name());
         fs::create_dir_all(&dir)?;
         let started = Instant::now();
@@ -359,7 +364,11 @@ fn scan(dir: &Path) -> io::Result<Index> {
     let mut index = Index::default();
     for zoom_dir in fs::read_dir(dir)? {
         let zoom_dir = zoom_dir?;
-        let Some(zoom) = zoom_dir.file_name().to_str().and_then(|z| z.parse::<u8>().ok()) else {
+        let Some(zoom) = zoom_dir
+            .file_name()
+            .to_str()
+            .and_then(|z| z.parse::<u8>().ok())
+        else {
             continue;
         };
         if !zoom_dir.file_type()?.is_dir() {
@@ -400,12 +409,19 @@ mod tests {
     fn parts(fill: u8) -> Vec<(u64, Bytes)> {
         vec![
             (128, Bytes::from(vec![fill; 5000])),
-            (layout::level_offset(DdsFormat::Bc1, 4), Bytes::from(vec![fill; 300])),
+            (
+                layout::level_offset(DdsFormat::Bc1, 4),
+                Bytes::from(vec![fill; 300]),
+            ),
         ]
     }
 
     fn key(row: u32) -> TextureKey {
-        TextureKey { zoom: 16, row, col: 32 }
+        TextureKey {
+            zoom: 16,
+            row,
+            col: 32,
+        }
     }
 
     fn open(dir: &Path, capacity: u64) -> Arc<DiskCache> {
@@ -440,7 +456,12 @@ mod tests {
         // Torn second record: the first survives.
         let torn = cache.path(&key(0));
         let len = fs::metadata(&torn).unwrap().len();
-        fs::OpenOptions::new().write(true).open(&torn).unwrap().set_len(len - 10).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&torn)
+            .unwrap()
+            .set_len(len - 10)
+            .unwrap();
         assert_eq!(cache.load(key(0)).await.unwrap(), parts(1)[..1].to_vec());
         // A flipped byte in the first record's data: nothing valid remains.
         let corrupt = cache.path(&key(16));
@@ -451,7 +472,12 @@ mod tests {
         assert!(!corrupt.exists());
         // A file truncated into its header.
         let short = cache.path(&key(32));
-        fs::OpenOptions::new().write(true).open(&short).unwrap().set_len(8).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&short)
+            .unwrap()
+            .set_len(8)
+            .unwrap();
         assert!(cache.load(key(32)).await.is_none());
         assert_eq!(cache.stats().entries, 1);
     }
@@ -471,7 +497,10 @@ mod tests {
         let stats = cache.stats();
         assert!(stats.bytes <= 3 * one, "{stats:?}");
         assert!(cache.load(key(0)).await.is_some(), "recently used survives");
-        assert!(cache.load(key(16)).await.is_none(), "least recently used goes");
+        assert!(
+            cache.load(key(16)).await.is_none(),
+            "least recently used goes"
+        );
         assert!(cache.load(key(48)).await.is_some());
     }
 

@@ -89,17 +89,39 @@ mod tests {
     fn stays_within_its_byte_budget() {
         let cache = MemoryCache::new(100 << 20);
         for row in 0..40 {
-            cache.insert(TextureKey { zoom: 16, row, col: 0 }, row, 11 << 20);
+            cache.insert(
+                TextureKey {
+                    zoom: 16,
+                    row,
+                    col: 0,
+                },
+                row,
+                11 << 20,
+            );
         }
         assert!(cache.weight() <= 100 << 20, "{}", cache.weight());
-        assert!(cache.len() >= 5, "a 100 MiB cache holds several 11 MiB textures");
-        assert_eq!(cache.get(&TextureKey { zoom: 16, row: 39, col: 0 }), Some(39));
+        assert!(
+            cache.len() >= 5,
+            "a 100 MiB cache holds several 11 MiB textures"
+        );
+        assert_eq!(
+            cache.get(&TextureKey {
+                zoom: 16,
+                row: 39,
+                col: 0
+            }),
+            Some(39)
+        );
     }
 
     #[test]
     fn reinsertion_updates_the_weight() {
         let cache = MemoryCache::new(100 << 20);
-        let key = TextureKey { zoom: 16, row: 0, col: 0 };
+        let key = TextureKey {
+            zoom: 16,
+            row: 0,
+            col: 0,
+        };
         cache.insert(key, "small", 1 << 20);
         assert_eq!(cache.weight(), 1 << 20);
         cache.insert(key, "grown", 5 << 20);

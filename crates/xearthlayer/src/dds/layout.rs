@@ -61,7 +61,9 @@ impl FromStr for DdsFormat {
         match s.to_ascii_lowercase().as_str() {
             "bc1" | "dxt1" => Ok(DdsFormat::Bc1),
             "bc3" | "dxt5" => Ok(DdsFormat::Bc3),
-            other => Err(format!("unknown texture format '{other}' (expected bc1 or bc3)")),
+            other => Err(format!(
+                "unknown texture format '{other}' (expected bc1 or bc3)"
+            )),
         }
     }
 }
@@ -142,7 +144,10 @@ pub fn header(format: DdsFormat) -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
     let mut put = |at: usize, v: u32| h[at..at + 4].copy_from_slice(&v.to_le_bytes());
     put(4, 124); // dwSize
-    put(8, CAPS | HEIGHT | WIDTH | PIXELFORMAT | MIPMAPCOUNT | LINEARSIZE);
+    put(
+        8,
+        CAPS | HEIGHT | WIDTH | PIXELFORMAT | MIPMAPCOUNT | LINEARSIZE,
+    );
     put(12, TEXTURE_PIXELS); // height
     put(16, TEXTURE_PIXELS); // width
     put(20, level_len(format, 0) as u32); // linear size of the top level
@@ -177,7 +182,10 @@ mod tests {
         assert_eq!(&h[0..4], b"DDS ");
         assert_eq!(u32::from_le_bytes(h[28..32].try_into().unwrap()), 13);
         assert_eq!(&h[84..88], b"DXT5");
-        assert_eq!(u32::from_le_bytes(h[20..24].try_into().unwrap()), 16_777_216);
+        assert_eq!(
+            u32::from_le_bytes(h[20..24].try_into().unwrap()),
+            16_777_216
+        );
     }
 
     #[test]

@@ -12,4 +12,7 @@ mod adapter;
 mod session;
 
 pub use adapter::FuseAdapter;
-pub use session::{mount, mount_shared, MountConfig, MountError, MountSession, FS_NAME};
+pub use session::{
+    mount, mount_shared, xearthlayer_mounts, MountConfig, MountError, MountHealth, MountSession,
+    FS_NAME,
+};

@@ -26,6 +26,9 @@ pub const FS_NAME: &str = "xearthlayer";
 
 /// How long an unmount waits for the session to wind down.
 const UNMOUNT_WAIT: Duration = Duration::from_secs(10);
+/// With files still open (readers mid-texture), the session would only end
+/// when they close: give their reads a moment, then stop serving.
+const BUSY_UNMOUNT_WAIT: Duration = Duration::from_secs(1);
 
 /// How to mount.
 #[derive(Debug, Clone)]
@@ -184,29 +187,32 @@ impl MountSession {
         let unmounted = tokio::task::spawn_blocking(move || {
             if !is_ours(&path) {
                 // Unmounted from outside already: nothing to do.
-                return Ok(());
+                return Ok(UNMOUNT_WAIT);
             }
             match umount(&path, 0) {
                 Err(err) if err.raw_os_error() == Some(libc::EBUSY) => {
                     tracing::warn!(mountpoint = %path.display(), "mount busy; detaching it lazily");
-                    umount(&path, libc::MNT_DETACH)
+                    umount(&path, libc::MNT_DETACH).map(|()| BUSY_UNMOUNT_WAIT)
                 }
                 // Already gone (unmounted from outside): nothing to do.
-                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => Ok(()),
-                other => other,
+                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => Ok(UNMOUNT_WAIT),
+                other => other.map(|()| UNMOUNT_WAIT),
             }
         })
         .await
         .unwrap_or_else(|err| Err(io::Error::other(err)));
-        if let Err(source) = unmounted {
-            // Put the handle back so that drop detaches the mount.
-            self.handle = Some(handle);
-            return Err(MountError::Unmount {
-                path: self.mountpoint.clone(),
-                source,
-            });
-        }
-        match tokio::time::timeout(UNMOUNT_WAIT, handle).await {
+        let wait = match unmounted {
+            Ok(wait) => wait,
+            Err(source) => {
+                // Put the handle back so that drop detaches the mount.
+                self.handle = Some(handle);
+                return Err(MountError::Unmount {
+                    path: self.mountpoint.clone(),
+                    source,
+                });
+            }
+        };
+        match tokio::time::timeout(wait, handle).await {
             Ok(Ok(())) => {
                 tracing::info!(mountpoint = %self.mountpoint.display(), "unmounted");
                 Ok(())
@@ -447,15 +453,61 @@ fn mounted_at(path: &Path) -> Option<(String, String)> {
 }
 
 fn find_mount(mountinfo: &str, path: &[u8]) -> Option<(String, String)> {
-    mountinfo.lines().rev().find_map(|line| {
-        // id parent major:minor root mountpoint options [optional...] - fstype device superopts
-        let mut fields = line.split(' ');
-        let mount_point = fields.nth(4)?;
-        let mut rest = fields.skip_while(|f| *f != "-").skip(1);
-        let fstype = rest.next()?;
-        let device = rest.next().unwrap_or("");
-        (unescape(mount_point) == path).then(|| (unescape_str(fstype), unescape_str(device)))
-    })
+    mountinfo
+        .lines()
+        .rev()
+        .filter_map(mount_line)
+        .find(|(mount_point, ..)| mount_point == path)
+        .map(|(_, fstype, device)| (fstype, device))
+}
+
+/// The mountpoint, filesystem type and device of one mountinfo line.
+fn mount_line(line: &str) -> Option<(Vec<u8>, String, String)> {
+    // id parent major:minor root mountpoint options [optional...] - fstype device superopts
+    let mut fields = line.split(' ');
+    let mount_point = fields.nth(4)?;
+    let mut rest = fields.skip_while(|f| *f != "-").skip(1);
+    let fstype = rest.next()?;
+    let device = rest.next().unwrap_or("");
+    Some((
+        unescape(mount_point),
+        unescape_str(fstype),
+        unescape_str(device),
+    ))
+}
+
+/// How a mount found in the mount table is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountHealth {
+    /// Its process answers.
+    Serving,
+    /// Its process is gone ("Transport endpoint is not connected").
+    Stale,
+    /// Its process did not answer within two seconds.
+    NotResponding,
+}
+
+/// Every xearthlayer mount in this mount namespace and how it is doing,
+/// for diagnostics (`xearthlayer doctor`).
+pub fn xearthlayer_mounts() -> Vec<(PathBuf, MountHealth)> {
+    use std::os::unix::ffi::OsStringExt;
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    mountinfo
+        .lines()
+        .filter_map(mount_line)
+        .filter(|(_, fstype, device)| fstype == "fuse" && device == FS_NAME)
+        .map(|(mount_point, ..)| {
+            let path = PathBuf::from(std::ffi::OsString::from_vec(mount_point));
+            let health = match statfs_with_timeout(&path, Duration::from_secs(2)) {
+                None => MountHealth::NotResponding,
+                Some(Err(err)) if is_stale(&err) => MountHealth::Stale,
+                Some(_) => MountHealth::Serving,
+            };
+            (path, health)
+        })
+        .collect()
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, ...).

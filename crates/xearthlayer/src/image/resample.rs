@@ -21,7 +21,10 @@ pub fn halve(src: &[u8], width: usize, height: usize, out: &mut [u8]) {
             .zip(bottom.chunks_exact(2 * RGBA))
         {
             for c in 0..RGBA {
-                let sum = u16::from(t[c]) + u16::from(t[c + RGBA]) + u16::from(b[c]) + u16::from(b[c + RGBA]);
+                let sum = u16::from(t[c])
+                    + u16::from(t[c + RGBA])
+                    + u16::from(b[c])
+                    + u16::from(b[c + RGBA]);
                 o[c] = ((sum + 2) >> 2) as u8;
             }
         }

@@ -28,7 +28,12 @@ pub enum ChunkInput {
     Image(Bytes),
     /// A lower-zoom chunk `depth` levels up that contains this one: its
     /// region is cropped and scaled up.
-    Ancestor { image: Bytes, depth: u8, x: u32, y: u32 },
+    Ancestor {
+        image: Bytes,
+        depth: u8,
+        x: u32,
+        y: u32,
+    },
     /// Nothing: neutral fill.
     Missing,
 }
@@ -145,7 +150,8 @@ pub fn assemble_file(format: DdsFormat, strips: &[StripOutput], tail: &[Vec<u8>]
     for (s, strip) in strips.iter().enumerate() {
         for (j, blocks) in strip.levels.iter().enumerate() {
             let level = j as u8;
-            let at = (layout::level_offset(format, level) + strip_offset(format, 0, level, s)) as usize;
+            let at =
+                (layout::level_offset(format, level) + strip_offset(format, 0, level, s)) as usize;
             file[at..at + blocks.len()].copy_from_slice(blocks);
         }
     }
@@ -196,11 +202,17 @@ mod tests {
 
     #[test]
     fn missing_chunks_are_filled_and_counted() {
-        let inputs = vec![ChunkInput::Missing, ChunkInput::Image(Bytes::from_static(b"junk"))];
+        let inputs = vec![
+            ChunkInput::Missing,
+            ChunkInput::Image(Bytes::from_static(b"junk")),
+        ];
         let out = build_strip(DdsFormat::Bc1, 3, &inputs);
         assert_eq!(out.filled, 2);
         assert_eq!(out.levels.len(), STRIP_LEVELS as usize);
-        assert_eq!(out.levels[0].len() as u64, 64 * layout::block_row_len(DdsFormat::Bc1, 3));
+        assert_eq!(
+            out.levels[0].len() as u64,
+            64 * layout::block_row_len(DdsFormat::Bc1, 3)
+        );
         assert_eq!(out.band.len(), 8 * 4 * RGBA);
     }
 }

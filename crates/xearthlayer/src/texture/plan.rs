@@ -45,7 +45,12 @@ impl Unit {
     /// The bytes the unit makes from its own chunks.
     pub fn range(self, format: DdsFormat) -> Range<u64> {
         match self {
-            Unit::Strip { level, strip } => strip_rows(format, level, u64::from(strip) * STRIP_BLOCK_ROWS, STRIP_BLOCK_ROWS),
+            Unit::Strip { level, strip } => strip_rows(
+                format,
+                level,
+                u64::from(strip) * STRIP_BLOCK_ROWS,
+                STRIP_BLOCK_ROWS,
+            ),
             Unit::Low => layout::level_offset(format, LOW_LEVEL)..layout::file_size(format),
         }
     }
@@ -58,7 +63,10 @@ impl Unit {
             Unit::Low => 0,
         };
         let side = (CHUNKS_PER_SIDE >> top) as usize;
-        id.chunks_at_level(top).skip(row as usize * side).take(side).collect()
+        id.chunks_at_level(top)
+            .skip(row as usize * side)
+            .take(side)
+            .collect()
     }
 }
 
@@ -125,16 +133,29 @@ mod tests {
 
     #[test]
     fn a_header_read_needs_the_top_strip_only() {
-        assert_eq!(units_touching(F, 0..65536), vec![Unit::Strip { level: 0, strip: 0 }]);
+        assert_eq!(
+            units_touching(F, 0..65536),
+            vec![Unit::Strip { level: 0, strip: 0 }]
+        );
         assert_eq!(units_touching(F, 0..128), vec![]);
     }
 
     #[test]
     fn a_low_read_needs_one_chunk() {
         let mip4 = layout::level_offset(F, 4);
-        assert_eq!(units_touching(F, mip4..layout::file_size(F)), vec![Unit::Low]);
+        assert_eq!(
+            units_touching(F, mip4..layout::file_size(F)),
+            vec![Unit::Low]
+        );
         let id = TextureId::parse("25264_10368_BI16.dds").unwrap();
-        assert_eq!(Unit::Low.chunks(&id), vec![ChunkCoord { zoom: 12, x: 648, y: 1579 }]);
+        assert_eq!(
+            Unit::Low.chunks(&id),
+            vec![ChunkCoord {
+                zoom: 12,
+                x: 648,
+                y: 1579
+            }]
+        );
         let strip = Unit::Strip { level: 2, strip: 3 };
         let chunks = strip.chunks(&id);
         assert_eq!(chunks.len(), 4);

@@ -180,17 +180,20 @@ impl std::fmt::Debug for Inner {
 impl TextureService {
     /// Starts a service. Opening the disk cache scans its folder, so call
     /// this before serving (it is quick: names and sizes only).
-    pub fn new(provider: Arc<dyn TileProvider>, config: ServiceConfig) -> Result<Self, ServiceError> {
+    pub fn new(
+        provider: Arc<dyn TileProvider>,
+        config: ServiceConfig,
+    ) -> Result<Self, ServiceError> {
         let metrics = Arc::new(Metrics::default());
         let http = HttpClient::new(config.fetch.clone(), Arc::clone(&metrics))?;
         let disk = match &config.disk_cache {
             Some((path, bytes)) => Some(
-                DiskCache::open(path, provider.name(), config.format, *bytes).map_err(|source| {
-                    ServiceError::DiskCache {
+                DiskCache::open(path, provider.name(), config.format, *bytes).map_err(
+                    |source| ServiceError::DiskCache {
                         path: path.clone(),
                         source,
-                    }
-                })?,
+                    },
+                )?,
             ),
             None => None,
         };
@@ -242,7 +245,11 @@ impl TextureService {
     /// files keep the entry they got.
     pub fn entry(&self, id: &TextureId) -> Arc<TextureEntry> {
         let key = TextureKey::from(id);
-        let _serial = self.inner.entry_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _serial = self
+            .inner
+            .entry_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = self.inner.memory.get(&key) {
             if !entry.state.is_degraded() || entry.state.age() < DEGRADED_RETRY {
                 return entry;
@@ -309,7 +316,9 @@ impl Inner {
                 .into_iter()
                 .filter(|u| {
                     let r = u.range(format);
-                    !entry.state.is_built(r.start.max(range.start)..r.end.min(range.end))
+                    !entry
+                        .state
+                        .is_built(r.start.max(range.start)..r.end.min(range.end))
                 })
                 .collect();
             let Some(top) = needed.iter().map(|u| u.top()).min() else {
@@ -410,7 +419,10 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + self.config.budget;
         let inputs = self.strip_inputs(&entry, unit, deadline).await;
         let top = unit.top();
-        let out: StripOutput = self.cpu.run(move || build::build_strip(format, top, &inputs)).await;
+        let out: StripOutput = self
+            .cpu
+            .run(move || build::build_strip(format, top, &inputs))
+            .await;
         let degraded = out.filled > 0;
         if degraded {
             entry.state.mark_degraded();
@@ -427,7 +439,10 @@ impl Inner {
                 }
                 if level == 0 {
                     let part = LowPart {
-                        rows: out.levels[4..7].iter().map(|r| Bytes::from(r.clone())).collect(),
+                        rows: out.levels[4..7]
+                            .iter()
+                            .map(|r| Bytes::from(r.clone()))
+                            .collect(),
                         band: out.band,
                     };
                     if let Some(parts) = entry.state.add_low_part(strip as usize, part) {
@@ -453,7 +468,8 @@ impl Inner {
         if !degraded && !added.is_empty() {
             if let Some(disk) = &self.disk {
                 let (disk, key) = (Arc::clone(disk), entry.key);
-                self.disk_writes.spawn(async move { disk.append(key, added).await });
+                self.disk_writes
+                    .spawn(async move { disk.append(key, added).await });
             }
         }
         entry
@@ -479,7 +495,8 @@ impl Inner {
             .get(&entry.key)
             .is_some_and(|cached| Arc::ptr_eq(&cached, entry))
         {
-            self.memory.insert(entry.key, Arc::clone(entry), entry.weight());
+            self.memory
+                .insert(entry.key, Arc::clone(entry), entry.weight());
         }
     }
 
@@ -561,7 +578,9 @@ impl Inner {
         memo.entry(chunk)
             .or_insert_with(|| {
                 let inner = Arc::clone(self);
-                async move { inner.fetch_chunk(chunk).await }.boxed().shared()
+                async move { inner.fetch_chunk(chunk).await }
+                    .boxed()
+                    .shared()
             })
             .clone()
     }
@@ -571,7 +590,11 @@ impl Inner {
             return None;
         }
         let url = self.provider.chunk_url(chunk);
-        match self.http.get(&url, self.provider.referer(), looks_complete).await {
+        match self
+            .http
+            .get(&url, self.provider.referer(), looks_complete)
+            .await
+        {
             Ok(body) => Some(body),
             Err(e) => {
                 tracing::debug!(%chunk, error = %e, "chunk download failed");
@@ -584,7 +607,9 @@ impl Inner {
 /// Levels 4..=12 from the 16 level-0 strips' parts: their rows of levels 4
 /// to 6 in order, then the tail from their bands.
 fn derive_low(format: DdsFormat, parts: &[LowPart]) -> Bytes {
-    let mut low = Vec::with_capacity((layout::file_size(format) - layout::level_offset(format, LOW_LEVEL)) as usize);
+    let mut low = Vec::with_capacity(
+        (layout::file_size(format) - layout::level_offset(format, LOW_LEVEL)) as usize,
+    );
     for level in 0..3 {
         for part in parts {
             low.extend_from_slice(&part.rows[level]);

@@ -110,7 +110,10 @@ impl TextureState {
         // The free gaps of [start, end) between existing segments.
         let mut gaps = Vec::new();
         let mut at = start;
-        let first = segments.range(..=start).next_back().map_or(start, |(&s, _)| s);
+        let first = segments
+            .range(..=start)
+            .next_back()
+            .map_or(start, |(&s, _)| s);
         for (&s, b) in segments.range(first..end) {
             let e = s + b.len() as u64;
             if e <= at {
@@ -126,7 +129,12 @@ impl TextureState {
         }
         let added: Vec<(u64, Bytes)> = gaps
             .into_iter()
-            .map(|g| (g.start, bytes.slice((g.start - start) as usize..(g.end - start) as usize)))
+            .map(|g| {
+                (
+                    g.start,
+                    bytes.slice((g.start - start) as usize..(g.end - start) as usize),
+                )
+            })
             .collect();
         for (s, b) in &added {
             segments.insert(*s, b.clone());
@@ -136,7 +144,10 @@ impl TextureState {
 
     /// All segments, by offset (for the disk cache).
     pub fn segments(&self) -> Vec<(u64, Bytes)> {
-        self.read_segments().iter().map(|(&s, b)| (s, b.clone())).collect()
+        self.read_segments()
+            .iter()
+            .map(|(&s, b)| (s, b.clone()))
+            .collect()
     }
 
     /// Exactly the bytes of `range` (clamped to the file). Bytes not built
@@ -200,8 +211,17 @@ mod tests {
         assert!(!s.is_built(1000..1101));
         // Only the free parts of an overlapping segment are added.
         let added = s.insert(950, Bytes::from(vec![2u8; 200]));
-        assert_eq!(added.iter().map(|(at, b)| (*at, b.len())).collect::<Vec<_>>(), vec![(950, 50), (1100, 50)]);
-        assert!(s.insert(1000, Bytes::from(vec![3u8; 100])).is_empty(), "nothing free");
+        assert_eq!(
+            added
+                .iter()
+                .map(|(at, b)| (*at, b.len()))
+                .collect::<Vec<_>>(),
+            vec![(950, 50), (1100, 50)]
+        );
+        assert!(
+            s.insert(1000, Bytes::from(vec![3u8; 100])).is_empty(),
+            "nothing free"
+        );
         assert_eq!(s.bytes_held(), 200);
         assert!(s.is_built(950..1150));
         assert!(s.is_built(0..128), "the header is always there");
@@ -225,8 +245,14 @@ mod tests {
         assert_eq!(&mixed[..10], &[9u8; 10]);
         assert_eq!(&mixed[10..110], &[1u8; 100]);
         assert_eq!(&mixed[110..], &[2u8; 10]);
-        assert_eq!(s.read(size as u64 - 5..size as u64 + 100, &placeholder).len(), 5);
-        assert!(s.read(size as u64..size as u64 + 1, &placeholder).is_empty());
+        assert_eq!(
+            s.read(size as u64 - 5..size as u64 + 100, &placeholder)
+                .len(),
+            5
+        );
+        assert!(s
+            .read(size as u64..size as u64 + 1, &placeholder)
+            .is_empty());
     }
 
     #[test]

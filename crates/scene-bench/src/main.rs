@@ -1,0 +1,459 @@
+//! `scene-bench`: the scene-load benchmark. In one invocation it
+//!
+//! 1. writes a synthetic Ortho4XP-style package of N textures at ZL16;
+//! 2. starts the local imagery server (latency with jitter, optionally a
+//!    bandwidth cap) and `xearthlayer start` on a real FUSE mount, as a
+//!    child process so `/proc` measures the service alone; a rehearsal
+//!    burst first has the server encode every chunk, as a remote provider's
+//!    work costs this machine nothing;
+//! 3. replays an X-Plane-like burst with K readers (stat, 64 KiB header,
+//!    then mips 4..12 or the whole file) in four runs: cold, disk-warm (a
+//!    restarted service), hot (the same burst again), and cold with one
+//!    texture part built at a time, the model this design replaces;
+//! 4. prints a Markdown report, writes it into `BENCHMARKS.md` between its
+//!    markers, and draws a PNG of textures completed over time.
+//!
+//! Build the service too: `cargo build --release -p xearthlayer-cli -p
+//! scene-bench && target/release/scene-bench` (the `xearthlayer` binary is
+//! looked for beside this one, or given with `--xearthlayer`).
+//!
+//! Modules: [`procfs`] (CPU, memory, mounts from /proc), [`service`] (the
+//! child process), [`measure`] (one run), [`report`] (Markdown), [`chart`].
+
+mod chart;
+mod measure;
+mod procfs;
+mod report;
+mod service;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use xel_testkit::burst::{run_burst, BurstConfig};
+use xel_testkit::{
+    create_package, start_in_background, BackgroundServer, PackageSpec, ServerConfig,
+};
+
+use measure::{measure, wait_for_quiet_machine, RunKind, RunResult};
+use report::Settings;
+use service::{ServiceProcess, ServiceSpec};
+
+/// Errors end the benchmark with a message; cleanup runs on the way out.
+pub type BenchResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+/// Textures in the package unless `--textures` is given.
+const TEXTURES: usize = 200;
+const QUICK_TEXTURES: usize = 48;
+/// Room in the imagery server's cache per texture: its 256 chunks, the
+/// low-zoom one and stand-ins.
+const CHUNKS_PER_TEXTURE_AT_MOST: usize = 400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Pattern {
+    /// Header, then mips 4..12 for most textures, the whole file for a few.
+    Default,
+    /// Every texture read completely. Slow: the serialized run builds 16
+    /// strips per texture one at a time; a hot run from memory needs
+    /// --memory-cache-mib above 11 MiB per texture.
+    Full,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "scene-bench",
+    about = "Scene-load benchmark: an X-Plane-like burst through a real XEarthLayer mount, \
+             cold, disk-warm, hot and serialized"
+)]
+struct Args {
+    /// Textures in the synthetic package [default: 200, 48 with --quick].
+    #[arg(long)]
+    textures: Option<usize>,
+    /// Concurrent readers, as X-Plane's loader threads.
+    #[arg(long, default_value_t = 64)]
+    readers: usize,
+    /// Imagery server latency per chunk request.
+    #[arg(long, default_value_t = 60)]
+    latency_ms: u64,
+    /// The latency varies uniformly by up to this much either way.
+    #[arg(long, default_value_t = 20)]
+    jitter_ms: u64,
+    /// Link bandwidth all imagery answers share, in Mbit/s; 0 for none.
+    #[arg(long, default_value_t = 0.0)]
+    bandwidth_mbps: f64,
+    /// Share of textures read completely in the default pattern (as one
+    /// texture in round(1/share)).
+    #[arg(long, default_value_t = 0.05)]
+    full_share: f64,
+    #[arg(long, value_enum, default_value_t = Pattern::Default)]
+    pattern: Pattern,
+    /// The one-minute version: 48 textures unless --textures; its results
+    /// go under the label "quick".
+    #[arg(long)]
+    quick: bool,
+    /// The Markdown file the results block is written into.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// The chart [default: docs/scene-bench.png beside --out, or
+    /// docs/scene-bench-LABEL.png].
+    #[arg(long)]
+    chart: Option<PathBuf>,
+    /// Names this configuration's block in --out [default: "default", or "quick"].
+    #[arg(long)]
+    label: Option<String>,
+    /// The service's memory cache, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    memory_cache_mib: u64,
+    /// Latitude of the package's centre.
+    #[arg(long, default_value_t = 47.5, allow_negative_numbers = true)]
+    lat: f64,
+    /// Longitude of the package's centre.
+    #[arg(long, default_value_t = -5.6, allow_negative_numbers = true)]
+    lon: f64,
+    /// Zoom level of the textures.
+    #[arg(long, default_value_t = 16)]
+    zoom: u8,
+    /// The xearthlayer binary [default: beside this one].
+    #[arg(long, env = "XEARTHLAYER_BIN")]
+    xearthlayer: Option<PathBuf>,
+    /// Keep the package, caches, stats and service logs here [default: a
+    /// temporary folder, removed at the end].
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Before each run, wait up to this long for the machine to be quiet
+    /// (other processes under 15% busy); 0 to start at once.
+    #[arg(long, default_value_t = 0)]
+    wait_quiet_s: u64,
+    /// A run that takes longer fails (the service is killed).
+    #[arg(long, default_value_t = 600)]
+    run_limit_s: u64,
+    /// Varies the imagery server's latency draws.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scene-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The `xearthlayer` binary: given, or beside this one.
+fn find_binary(given: Option<&Path>) -> BenchResult<PathBuf> {
+    let path = match given {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or("this binary has no folder")?
+            .join("xearthlayer"),
+    };
+    if !path.is_file() {
+        return Err(format!(
+            "no xearthlayer binary at {}: build it with `cargo build --release -p xearthlayer-cli`, \
+             or give --xearthlayer PATH",
+            path.display()
+        )
+        .into());
+    }
+    Ok(path)
+}
+
+/// The package, caches and logs: a given folder, or a temporary one.
+enum WorkDir {
+    Kept(PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+impl WorkDir {
+    fn path(&self) -> &Path {
+        match self {
+            WorkDir::Kept(path) => path,
+            WorkDir::Temporary(dir) => dir.path(),
+        }
+    }
+}
+
+fn run(args: &Args) -> BenchResult {
+    let label = args
+        .label
+        .clone()
+        .unwrap_or_else(|| if args.quick { "quick" } else { "default" }.to_string());
+    let textures = args
+        .textures
+        .unwrap_or(if args.quick { QUICK_TEXTURES } else { TEXTURES });
+    let full_every = match args.pattern {
+        Pattern::Full => 1,
+        Pattern::Default if args.full_share > 0.0 => {
+            (1.0 / args.full_share).round().max(1.0) as usize
+        }
+        Pattern::Default => 0,
+    };
+    let binary = find_binary(args.xearthlayer.as_deref())?;
+    let work = match &args.work_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            WorkDir::Kept(std::path::absolute(dir)?)
+        }
+        None => WorkDir::Temporary(tempfile::Builder::new().prefix("scene-bench-").tempdir()?),
+    };
+    let root = work.path();
+    let package = create_package(
+        &root.join("package"),
+        &PackageSpec {
+            lat: args.lat,
+            lon: args.lon,
+            zoom: args.zoom,
+            textures,
+            ..PackageSpec::default()
+        },
+    )?;
+    let mountpoint = root.join("mount");
+    let bench = Bench {
+        paths: package
+            .textures
+            .iter()
+            .map(|t| mountpoint.join("textures").join(t.file_name()))
+            .collect(),
+        burst: BurstConfig {
+            readers: args.readers,
+            full_every,
+            ..BurstConfig::default()
+        },
+        server: start_in_background(ServerConfig {
+            seed: args.seed,
+            ..ServerConfig::default()
+        })?,
+        service: ServiceSpec {
+            binary: binary.clone(),
+            source: package.root.clone(),
+            mountpoint,
+            url: String::new(),
+            cache_dir: PathBuf::new(),
+            memory_cache_bytes: args.memory_cache_mib << 20,
+            max_builds: None,
+            stats_file: PathBuf::new(),
+            log: PathBuf::new(),
+            config: root.join("config.ini"),
+        },
+        root: root.to_path_buf(),
+        limit: Duration::from_secs(args.run_limit_s),
+        wait_quiet: Duration::from_secs(args.wait_quiet_s),
+    };
+    eprintln!(
+        "scene-bench: {textures} textures, {} readers, {} ms ± {} ms; service {}; work in {}",
+        args.readers,
+        args.latency_ms,
+        args.jitter_ms,
+        binary.display(),
+        root.display()
+    );
+    let warmup = bench.rehearse(textures)?;
+    let bandwidth = (args.bandwidth_mbps.max(0.0) * 1e6 / 8.0) as u64;
+    bench.server.set_latency(
+        Duration::from_millis(args.latency_ms),
+        Duration::from_millis(args.jitter_ms),
+    );
+    bench.server.set_bandwidth(bandwidth);
+    let runs = bench.runs()?;
+    drop(bench);
+
+    let chart = args.chart.clone().unwrap_or_else(|| {
+        let name = match label.as_str() {
+            "default" => "scene-bench.png".to_string(),
+            other => format!("scene-bench-{other}.png"),
+        };
+        args.out.with_file_name("docs").join(name)
+    });
+    let title = format!(
+        "XEarthLayer scene load: {textures} textures, {} readers, imagery {} ms ± {} ms",
+        args.readers, args.latency_ms, args.jitter_ms
+    );
+    chart::draw(&chart, &title, &runs)?;
+    let settings = Settings {
+        label: label.clone(),
+        command: std::iter::once("scene-bench".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
+        textures,
+        zoom: args.zoom,
+        readers: args.readers,
+        latency_ms: args.latency_ms,
+        jitter_ms: args.jitter_ms,
+        bandwidth,
+        pattern: format!("{:?}", args.pattern).to_lowercase(),
+        full_share: if full_every == 0 {
+            0.0
+        } else {
+            1.0 / full_every as f64
+        },
+        memory_cache_bytes: args.memory_cache_mib << 20,
+        binary: relative_to_here(&binary),
+        source: source_version(),
+        warmup,
+    };
+    let block = report::markdown(
+        &procfs::Machine::this(),
+        &settings,
+        &runs,
+        &chart_link(&args.out, &chart),
+    );
+    println!("{block}");
+    report::write_block(&args.out, &label, &block)?;
+    eprintln!(
+        "scene-bench: wrote {} and {}",
+        args.out.display(),
+        chart.display()
+    );
+    Ok(())
+}
+
+/// What every run shares: the textures and how they are read, the one
+/// imagery server, and how the service is started.
+struct Bench {
+    paths: Vec<PathBuf>,
+    burst: BurstConfig,
+    server: BackgroundServer,
+    /// Per run, the URL, caches, stats and log are filled in.
+    service: ServiceSpec,
+    root: PathBuf,
+    limit: Duration,
+    wait_quiet: Duration,
+}
+
+impl Bench {
+    /// Starts the service with its files named after `name`.
+    fn start(
+        &self,
+        name: &str,
+        cache: &str,
+        max_builds: Option<usize>,
+    ) -> BenchResult<ServiceProcess> {
+        ServiceProcess::start(ServiceSpec {
+            url: self.server.url_template(),
+            cache_dir: self.root.join(cache),
+            max_builds,
+            stats_file: self.root.join(format!("stats-{name}.txt")),
+            log: self.root.join(format!("service-{name}.log")),
+            ..self.service.clone()
+        })
+    }
+
+    /// A burst (no latency, its own service and caches, not measured) that
+    /// has the server encode every chunk the runs will ask for, so that they
+    /// spend none of this machine's CPU on JPEG encoding: that is a remote
+    /// provider's work. Returns the chunks encoded and the time taken.
+    fn rehearse(&self, textures: usize) -> BenchResult<(u64, Duration)> {
+        let started = Instant::now();
+        self.server
+            .set_cache_entries(textures * CHUNKS_PER_TEXTURE_AT_MOST);
+        let service = self.start("rehearsal", "cache-rehearsal", None)?;
+        run_burst(&self.paths, &self.burst)
+            .map_err(|e| format!("the rehearsal burst failed: {e}"))?;
+        service.stop()?;
+        std::fs::remove_dir_all(self.root.join("cache-rehearsal"))?;
+        let warmup = (self.server.stats().requests, started.elapsed());
+        eprintln!(
+            "scene-bench: rehearsal: the imagery server encoded {} chunks in {:.1} s",
+            warmup.0,
+            warmup.1.as_secs_f64()
+        );
+        Ok(warmup)
+    }
+
+    /// Cold from empty caches; a restart on the same disk cache, whose
+    /// second burst is served from memory; then the serialized baseline on
+    /// new caches, one texture part at a time.
+    fn runs(&self) -> BenchResult<Vec<RunResult>> {
+        let mut runs = Vec::new();
+        let mut service = self.start("cold", "cache", None)?;
+        runs.push(self.measure(RunKind::Cold, &mut service)?);
+        service.stop()?;
+        let mut service = self.start("warm", "cache", None)?;
+        runs.push(self.measure(RunKind::DiskWarm, &mut service)?);
+        runs.push(self.measure(RunKind::Hot, &mut service)?);
+        service.stop()?;
+        let mut service = self.start("serialized", "cache-serialized", Some(1))?;
+        runs.push(self.measure(RunKind::Serialized, &mut service)?);
+        service.stop()?;
+        Ok(runs)
+    }
+
+    fn measure(&self, kind: RunKind, service: &mut ServiceProcess) -> BenchResult<RunResult> {
+        if !self.wait_quiet.is_zero() && !wait_for_quiet_machine(self.wait_quiet)? {
+            eprintln!(
+                "scene-bench: the machine is still busy after {:?}; the {} run starts anyway",
+                self.wait_quiet,
+                kind.label()
+            );
+        }
+        let result = measure(
+            kind,
+            service,
+            &self.server,
+            &self.paths,
+            &self.burst,
+            self.limit,
+        )?;
+        eprintln!(
+            "scene-bench: {}: {} textures in {:.2} s",
+            kind.label(),
+            result.textures,
+            result.wall.as_secs_f64()
+        );
+        Ok(result)
+    }
+}
+
+/// `path` relative to the current folder where it is inside it.
+fn relative_to_here(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|here| path.strip_prefix(here).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The git commit of the current folder, noting uncommitted changes; `None`
+/// outside a repository or without git.
+fn source_version() -> Option<String> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"])?;
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty {
+        format!("{commit} with uncommitted changes")
+    } else {
+        commit
+    })
+}
+
+/// The chart's path as the Markdown file links it: relative to its folder
+/// where possible.
+fn chart_link(out: &Path, chart: &Path) -> String {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let base = absolute(out)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let chart = absolute(chart);
+    chart
+        .strip_prefix(&base)
+        .unwrap_or(&chart)
+        .display()
+        .to_string()
+}
