@@ -62,7 +62,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    let live_view = match &cli.command {
+        Command::Start(args) => !args.no_tui,
+        Command::Run(args) => !args.no_tui,
+        _ => false,
+    } && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let serving = matches!(cli.command, Command::Start(_) | Command::Run(_));
+    init_logging(cli.verbose, serving, live_view);
     // Many packages, connections and cache files at once: the usual soft
     // limit of 1024 descriptors is needlessly low.
     if let Err(e) = system::raise_open_file_limit() {
@@ -88,16 +94,49 @@ async fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
+/// Logs to stderr, and for the serving commands also to
+/// `~/.xearthlayer/xearthlayer.log`. Under the live status view stderr only
+/// gets warnings, so log lines do not tear the redrawn block.
+fn init_logging(verbose: u8, log_file: bool, live_view: bool) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{fmt, EnvFilter, Layer as _};
+
     let default = match verbose {
         0 => "warn,xearthlayer=info",
         1 => "info,xearthlayer=debug",
         _ => "debug,xearthlayer=trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("XEARTHLAYER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter =
+        || EnvFilter::try_from_env("XEARTHLAYER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let stderr_filter = if live_view && verbose == 0 {
+        EnvFilter::new("warn")
+    } else {
+        filter()
+    };
+    let stderr = fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(stderr_filter);
+    let file = log_file
+        .then(|| {
+            let dir = config::xearthlayer_dir()?;
+            std::fs::create_dir_all(&dir).ok()?;
+            let path = dir.join("xearthlayer.log");
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .ok()
+        })
+        .flatten()
+        .map(|file| {
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .with_filter(filter())
+        });
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
         .init();
 }

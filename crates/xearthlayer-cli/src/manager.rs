@@ -10,13 +10,16 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::task::{Id, JoinError, JoinSet};
+use xearthlayer::fs::OverlayFs;
 use xearthlayer::texture::TextureService;
 
 use crate::packages::Package;
 use crate::start::mount_package;
+use crate::status::MountView;
 
 /// A session task's end: the package's index in `mounted`, and `Err` if
 /// unmounting failed or the session broke.
@@ -34,6 +37,8 @@ pub struct Ended {
 /// The live sessions of a set of packages.
 pub struct MountManager {
     mounted: Vec<Package>,
+    /// The filesystem core of each mounted package, for the status view.
+    filesystems: Vec<Arc<OverlayFs<TextureService>>>,
     failed: Vec<(Package, String)>,
     stop: watch::Sender<bool>,
     sessions: JoinSet<Outcome>,
@@ -52,6 +57,7 @@ impl MountManager {
         let (stop, _) = watch::channel(false);
         let mut manager = MountManager {
             mounted: Vec::new(),
+            filesystems: Vec::new(),
             failed: Vec::new(),
             stop,
             sessions: JoinSet::new(),
@@ -66,7 +72,10 @@ impl MountManager {
             )
             .await;
             let mut session = match session {
-                Ok(session) => session,
+                Ok((session, fs)) => {
+                    manager.filesystems.push(fs);
+                    session
+                }
                 Err(e) => {
                     manager.failed.push((package, e.to_string()));
                     continue;
@@ -91,6 +100,18 @@ impl MountManager {
     /// The packages mounted, in order.
     pub fn mounted(&self) -> &[Package] {
         &self.mounted
+    }
+
+    /// Each mount as the status view shows it.
+    pub fn views(&self) -> Vec<MountView> {
+        self.mounted
+            .iter()
+            .zip(&self.filesystems)
+            .map(|(package, fs)| MountView {
+                mountpoint: package.mountpoint.clone(),
+                fs: Arc::clone(fs),
+            })
+            .collect()
     }
 
     /// The packages that could not be mounted, and why.

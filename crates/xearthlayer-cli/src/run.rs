@@ -6,7 +6,6 @@
 //! changes that takes, or makes them with `--update-scenery-packs`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 
@@ -37,6 +36,9 @@ pub struct RunArgs {
     /// mounts and not their sources (the old file is kept as a backup).
     #[arg(long)]
     pub update_scenery_packs: bool,
+    /// Plain periodic log lines instead of the live view in a terminal.
+    #[arg(long)]
+    pub no_tui: bool,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -136,7 +138,7 @@ pub async fn run(args: RunArgs) -> CliResult {
         "serving {} packages; Ctrl-C to stop",
         manager.mounted().len()
     );
-    let reporter = status::spawn_reporter(service.clone(), Duration::from_secs(10));
+    let reporter = status::spawn_reporter(service.clone(), manager.views(), !args.no_tui);
     loop {
         tokio::select! {
             name = &mut shutdown => {

@@ -2,7 +2,7 @@
 //! textures served on demand, until SIGINT or SIGTERM.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
 use clap::Args;
 use xearthlayer::fs::OverlayFs;
@@ -29,6 +29,9 @@ pub struct StartArgs {
     /// benchmarks.
     #[arg(long)]
     pub stats_file: Option<PathBuf>,
+    /// Plain periodic log lines instead of the live view in a terminal.
+    #[arg(long)]
+    pub no_tui: bool,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -40,13 +43,14 @@ pub fn default_mountpoint(source: &Path) -> PathBuf {
     source.with_file_name(name)
 }
 
-/// Mounts `source` over `service`; the caller owns the session.
+/// Mounts `source` over `service`; the caller owns the session. The
+/// filesystem core comes back too, for its counters.
 pub async fn mount_package(
     source: &Path,
     mountpoint: &Path,
     service: TextureService,
     allow_other: bool,
-) -> CliResult<MountSession> {
+) -> CliResult<(MountSession, Arc<OverlayFs<TextureService>>)> {
     if !source.is_dir() {
         return Err(format!(
             "source {} is not a directory: give the scenery package folder (the one holding terrain/)",
@@ -61,7 +65,9 @@ pub async fn mount_package(
         allow_other,
         ..MountConfig::default()
     };
-    Ok(fuse::mount(fs, mountpoint, &config).await?)
+    let fs = Arc::new(fs);
+    let session = fuse::mount_shared(Arc::clone(&fs), mountpoint, &config).await?;
+    Ok((session, fs))
 }
 
 pub async fn run(args: StartArgs) -> CliResult {
@@ -77,7 +83,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         .clone()
         .map(|path| status::StatsFile::on_sigusr1(service.clone(), path))
         .transpose()?;
-    let mut session =
+    let (mut session, fs) =
         mount_package(&source, &mountpoint, service.clone(), args.allow_other).await?;
     println!(
         "mounted {} at {} ({}, textures from {}); Ctrl-C to stop",
@@ -86,7 +92,11 @@ pub async fn run(args: StartArgs) -> CliResult {
         service.format(),
         service.provider().display_name()
     );
-    let reporter = status::spawn_reporter(service.clone(), Duration::from_secs(10));
+    let view = vec![status::MountView {
+        mountpoint: mountpoint.clone(),
+        fs,
+    }];
+    let reporter = status::spawn_reporter(service.clone(), view, !args.no_tui);
     let ended_by_itself = tokio::select! {
         signal = shutdown_signal() => {
             println!("{signal}: unmounting {}", mountpoint.display());

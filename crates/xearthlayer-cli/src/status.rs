@@ -2,29 +2,142 @@
 //! for benchmarks, the counters as `key=value` lines in a file.
 
 use std::fmt::Write as _;
-use std::io;
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use xearthlayer::fs::OverlayFs;
 use xearthlayer::metrics::MetricsSnapshot;
 use xearthlayer::texture::TextureService;
 
-/// Logs a status line every `every` until aborted.
-pub fn spawn_reporter(service: TextureService, every: Duration) -> tokio::task::JoinHandle<()> {
+/// One mount as the status view shows it.
+pub struct MountView {
+    pub mountpoint: PathBuf,
+    pub fs: Arc<OverlayFs<TextureService>>,
+}
+
+/// Reports until aborted: in a terminal a live block redrawn every second,
+/// otherwise (or with `--no-tui`) a log line every 10 s.
+pub fn spawn_reporter(
+    service: TextureService,
+    mounts: Vec<MountView>,
+    live: bool,
+) -> tokio::task::JoinHandle<()> {
+    let live = live && io::stdout().is_terminal();
+    let every = Duration::from_secs(if live { 1 } else { 10 });
     tokio::spawn(async move {
         let mut last = (Instant::now(), service.metrics().snapshot());
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
+        let mut drawn = 0;
         loop {
             tick.tick().await;
             let now = (Instant::now(), service.metrics().snapshot());
             let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
-            tracing::info!("{}", line(&last.1, &now.1, secs, &service));
+            if live {
+                let block = live_block(&last.1, &now.1, secs, &service, &mounts);
+                // Move up over the previous block and clear it, then redraw.
+                let mut out = io::stdout().lock();
+                if drawn > 0 {
+                    let _ = write!(out, "\x1b[{drawn}A\x1b[J");
+                }
+                let _ = write!(out, "{block}");
+                let _ = out.flush();
+                drawn = block.lines().count();
+            } else {
+                tracing::info!("{}", line(&last.1, &now.1, secs, &service));
+            }
             last = now;
         }
     })
+}
+
+/// The live view: service-wide rates, the read-path economy, each mount.
+fn live_block(
+    before: &MetricsSnapshot,
+    now: &MetricsSnapshot,
+    secs: f64,
+    service: &TextureService,
+    mounts: &[MountView],
+) -> String {
+    let rate = |a: u64, b: u64| (b - a) as f64 / secs;
+    let hits = |a: u64, b: u64| b - a;
+    let mut block = String::new();
+    let _ = writeln!(
+        block,
+        "── XEarthLayer ── {} · {}",
+        service.provider().display_name(),
+        service.format()
+    );
+    let _ = writeln!(
+        block,
+        " textures  {:>4} in flight  {:>6.1} parts built/s   peak {} in flight, {} seen",
+        now.generations_in_flight,
+        rate(before.units_built, now.units_built),
+        now.peak_generations_in_flight,
+        now.textures_touched
+    );
+    let _ = writeln!(
+        block,
+        " chunks    {:>4} in flight  {:>6.0} /s  {:>5.1} errors/s  {:.1} per texture seen",
+        now.requests_in_flight,
+        rate(before.chunk_requests, now.chunk_requests),
+        rate(before.chunk_failures, now.chunk_failures),
+        now.chunk_requests as f64 / now.textures_touched.max(1) as f64
+    );
+    let _ = writeln!(
+        block,
+        " cache     {:>6.0} memory hits/s {:>6.0} disk hits/s   memory {} MiB, process {} MiB",
+        hits(before.memory_hits, now.memory_hits) as f64 / secs,
+        hits(before.disk_hits, now.disk_hits) as f64 / secs,
+        service.memory_bytes() >> 20,
+        resident_mib()
+    );
+    let levels: Vec<String> = now
+        .reads_by_level
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n > 0)
+        .map(|(l, n)| format!("{l}:{n}"))
+        .collect();
+    let _ = writeln!(
+        block,
+        " economy   built {} MiB for {} MiB read; reads by mip {}",
+        now.bytes_produced >> 20,
+        now.bytes_read >> 20,
+        if levels.is_empty() {
+            "-".to_string()
+        } else {
+            levels.join(" ")
+        }
+    );
+    for mount in mounts {
+        let st = mount.fs.stats();
+        let _ = writeln!(
+            block,
+            " mount     {}  {} open, {} texture reads, {} MiB textures, {} MiB files",
+            mount.mountpoint.display(),
+            st.open_handles,
+            st.texture_reads,
+            st.texture_bytes >> 20,
+            st.file_bytes >> 20
+        );
+    }
+    block
+}
+
+/// Resident memory of this process, from /proc.
+fn resident_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib >> 10)
 }
 
 fn line(
@@ -35,15 +148,18 @@ fn line(
 ) -> String {
     let rate = |a: u64, b: u64| (b - a) as f64 / secs;
     format!(
-        "textures: {} in flight, {:.1}/s built | chunks: {:.0}/s, {:.1} errors/s, {} in flight | cache: {} memory hits, {} disk hits | memory cache {} MiB",
+        "textures: {} in flight, {:.1} parts built/s | chunks: {:.0}/s, {:.1} errors/s, {} in flight | cache: {} memory hits, {} disk hits | memory {} MiB, process {} MiB | built {} MiB for {} MiB read",
         now.generations_in_flight,
-        rate(before.textures_generated, now.textures_generated),
+        rate(before.units_built, now.units_built),
         rate(before.chunk_requests, now.chunk_requests),
         rate(before.chunk_failures, now.chunk_failures),
         now.requests_in_flight,
         now.memory_hits - before.memory_hits,
         now.disk_hits - before.disk_hits,
         service.memory_bytes() >> 20,
+        resident_mib(),
+        now.bytes_produced >> 20,
+        now.bytes_read >> 20,
     )
 }
 
@@ -51,10 +167,13 @@ fn line(
 pub fn summary(service: &TextureService) -> String {
     let m = service.metrics().snapshot();
     format!(
-        "served {} MiB; built {} textures ({} with filled chunks), {} from disk, {} from memory; \
-         {} chunk requests ({} retried, {} failed), peak {} textures and {} requests in flight",
+        "served {} MiB of {} textures; built {} MiB in {} parts ({} textures with filled chunks); \
+         {} disk hits, {} memory hits; {} chunk requests ({} retried, {} failed), \
+         peak {} textures and {} requests in flight",
         m.bytes_read >> 20,
-        m.textures_generated,
+        m.textures_touched,
+        m.bytes_produced >> 20,
+        m.units_built,
         m.textures_degraded,
         m.disk_hits,
         m.memory_hits,
@@ -128,7 +247,7 @@ fn stats_lines(dump: u64, m: &MetricsSnapshot, memory_bytes: u64) -> String {
     put("chunk_bytes", m.chunk_bytes);
     put("requests_in_flight", m.requests_in_flight);
     put("peak_requests_in_flight", m.peak_requests_in_flight);
-    put("textures_generated", m.textures_generated);
+    put("textures_touched", m.textures_touched);
     put("textures_degraded", m.textures_degraded);
     put("chunks_filled", m.chunks_filled);
     put("generations_in_flight", m.generations_in_flight);

@@ -70,7 +70,9 @@ pub struct Metrics {
     pub chunk_failures: Counter,
     pub chunk_bytes: Counter,
     pub requests_in_flight: Gauge,
-    pub textures_generated: Counter,
+    /// Textures opened with nothing of them in memory.
+    pub textures_touched: Counter,
+    /// Textures with chunks filled in rather than downloaded.
     pub textures_degraded: Counter,
     pub chunks_filled: Counter,
     pub generations_in_flight: Gauge,
@@ -95,7 +97,7 @@ pub struct MetricsSnapshot {
     pub chunk_bytes: u64,
     pub requests_in_flight: u64,
     pub peak_requests_in_flight: u64,
-    pub textures_generated: u64,
+    pub textures_touched: u64,
     pub textures_degraded: u64,
     pub chunks_filled: u64,
     pub generations_in_flight: u64,
@@ -118,7 +120,7 @@ impl Metrics {
             chunk_bytes: self.chunk_bytes.get(),
             requests_in_flight: self.requests_in_flight.get(),
             peak_requests_in_flight: self.requests_in_flight.peak(),
-            textures_generated: self.textures_generated.get(),
+            textures_touched: self.textures_touched.get(),
             textures_degraded: self.textures_degraded.get(),
             chunks_filled: self.chunks_filled.get(),
             generations_in_flight: self.generations_in_flight.get(),

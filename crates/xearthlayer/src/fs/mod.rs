@@ -35,6 +35,7 @@ use std::time::SystemTime;
 use bytes::{Bytes, BytesMut};
 
 use crate::coord::TextureId;
+use crate::metrics::Counter;
 
 pub use attr::{Attr, DirEntry, DirEntryPlus, FileKind, Opened, StatFs};
 pub use dir::{Readdir, ReaddirPlus};
@@ -156,6 +157,18 @@ pub struct OverlayFs<S: TextureSource> {
     created: SystemTime,
     /// Owner of synthesised nodes: the package root's.
     owner: (u32, u32),
+    texture_reads: Counter,
+    texture_bytes: Counter,
+    file_bytes: Counter,
+}
+
+/// What one mount has served, for the status view.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsStats {
+    pub texture_reads: u64,
+    pub texture_bytes: u64,
+    pub file_bytes: u64,
+    pub open_handles: usize,
 }
 
 impl<S: TextureSource> OverlayFs<S> {
@@ -204,6 +217,9 @@ impl<S: TextureSource> OverlayFs<S> {
         }
         Ok(OverlayFs {
             owner: (md.uid(), md.gid()),
+            texture_reads: Counter::default(),
+            texture_bytes: Counter::default(),
+            file_bytes: Counter::default(),
             source: source_dir,
             textures,
             index,
@@ -218,6 +234,16 @@ impl<S: TextureSource> OverlayFs<S> {
     pub fn with_texture_io(mut self, texture_io: TextureIo) -> Self {
         self.texture_io = texture_io;
         self
+    }
+
+    /// What this mount has served so far.
+    pub fn stats(&self) -> FsStats {
+        FsStats {
+            texture_reads: self.texture_reads.get(),
+            texture_bytes: self.texture_bytes.get(),
+            file_bytes: self.file_bytes.get(),
+            open_handles: self.open_handles(),
+        }
     }
 
     pub fn source_dir(&self) -> &Path {
@@ -399,11 +425,13 @@ impl<S: TextureSource> OverlayFs<S> {
         let open = self.handles.get(fh).ok_or(FsError::BadHandle)?;
         match &*open {
             OpenNode::Real { ino: open_ino, .. } if *open_ino == ino => {
-                blocking(move || match &*open {
+                let bytes = blocking(move || match &*open {
                     OpenNode::Real { file, .. } => read_at(file, offset, size),
                     _ => unreachable!("checked above"),
                 })
-                .await
+                .await?;
+                self.file_bytes.add(bytes.len() as u64);
+                Ok(bytes)
             }
             OpenNode::Texture {
                 ino: open_ino,
@@ -412,6 +440,8 @@ impl<S: TextureSource> OverlayFs<S> {
                 let size_of_file = self.textures.texture_size();
                 let want = size_of_file.saturating_sub(offset).min(u64::from(size)) as usize;
                 let bytes = self.textures.read(handle, offset, size).await;
+                self.texture_reads.incr();
+                self.texture_bytes.add(want as u64);
                 Ok(exact_len(bytes, want, offset))
             }
             OpenNode::Dir(_) => Err(FsError::IsDir),

@@ -265,6 +265,7 @@ impl TextureService {
             disk_loaded: OnceCell::new(),
         });
         self.inner.memory.insert(key, Arc::clone(&entry), 0);
+        self.inner.metrics.textures_touched.incr();
         entry
     }
 
@@ -425,6 +426,9 @@ impl Inner {
             .await;
         let degraded = out.filled > 0;
         if degraded {
+            if !entry.state.is_degraded() {
+                self.metrics.textures_degraded.incr();
+            }
             entry.state.mark_degraded();
             self.metrics.chunks_filled.add(u64::from(out.filled));
         }
@@ -479,10 +483,6 @@ impl Inner {
             .remove(&unit);
         if entry.active_units.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.metrics.generations_in_flight.lower();
-            self.metrics.textures_generated.incr();
-            if entry.state.is_degraded() {
-                self.metrics.textures_degraded.incr();
-            }
         }
     }
 
