@@ -131,7 +131,7 @@ pub struct ServiceArgs {
     #[arg(long, value_parser = parse_count)]
     pub max_requests: Option<usize>,
     /// Texture parts built at once; 1 builds one at a time, the serial model
-    /// this design replaces (for benchmarks) [default: 1024].
+    /// this design replaces (for benchmarks) [default: 256].
     #[arg(long, value_parser = parse_count)]
     pub max_builds: Option<usize>,
 }

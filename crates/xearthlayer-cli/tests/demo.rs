@@ -1,13 +1,13 @@
 //! `xearthlayer demo` as CI runs it: end to end, offline, and it says what
 //! it measured. Needs root and /dev/fuse; prints SKIPPED otherwise.
 
-use std::path::Path;
 use std::process::Command;
+
+use xel_testkit::mounts::can_mount;
 
 #[test]
 fn demo_runs_end_to_end_and_writes_a_preview() {
-    if !Path::new("/dev/fuse").exists() || unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: the demo mounts, which needs /dev/fuse and root");
+    if !can_mount() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

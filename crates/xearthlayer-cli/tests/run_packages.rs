@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
+use xel_testkit::mounts::{can_mount, is_mounted};
 
 use xel_testkit::package::{create_package, PackageSpec, SamplePackage};
 use xel_testkit::server::{start_in_background, BackgroundServer, ServerConfig};
@@ -26,25 +27,6 @@ const PACKS_BEFORE: &str = "I\n1000 Version\nSCENERY\n\n\
     SCENERY_PACK *GLOBAL_AIRPORTS*\n\
     SCENERY_PACK Custom Scenery/zOrtho4XP_+47-006/\n\
     SCENERY_PACK /opt/mesh/zzMesh/\n";
-
-fn can_mount() -> bool {
-    if !Path::new("/dev/fuse").exists() {
-        eprintln!("SKIPPED: /dev/fuse absent");
-        return false;
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: mounting needs root");
-        return false;
-    }
-    true
-}
-
-fn is_mounted(path: &Path) -> bool {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let want = path.to_string_lossy().replace(' ', "\\040");
-    info.lines().any(|l| l.split(' ').nth(4) == Some(&*want))
-}
 
 /// A temporary HOME with X-Plane 12, packages and a configuration.
 struct World {

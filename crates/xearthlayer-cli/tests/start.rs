@@ -5,28 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use xel_testkit::mounts::{can_mount, is_mounted};
 
 use xel_testkit::package::{create_package, PackageSpec, SamplePackage};
 use xel_testkit::server::{start_in_background, BackgroundServer, ServerConfig};
-
-fn can_mount() -> bool {
-    if !Path::new("/dev/fuse").exists() {
-        eprintln!("SKIPPED: /dev/fuse absent");
-        return false;
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: mounting needs root");
-        return false;
-    }
-    true
-}
-
-fn is_mounted(path: &Path) -> bool {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let want = path.to_string_lossy();
-    info.lines().any(|l| l.split(' ').nth(4) == Some(&*want))
-}
 
 /// Polls until `cond` holds, for at most `limit`.
 fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use xel_testkit::mounts::can_mount;
 
 use bytes::Bytes;
 use xearthlayer::coord::TextureId;
@@ -76,19 +77,6 @@ impl TextureSource for Fake {
             Bytes::from(pattern(start, end - start))
         }
     }
-}
-
-fn can_mount() -> bool {
-    if !Path::new("/dev/fuse").exists() {
-        eprintln!("SKIPPED: /dev/fuse absent");
-        return false;
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: mounting needs root");
-        return false;
-    }
-    true
 }
 
 /// A package: two textures named by .ter files, a binary DSF, a nested

@@ -11,6 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use xel_testkit::mounts::can_mount;
 
 use xearthlayer::coord::TextureId;
 use xearthlayer::dds::layout::{self, DdsFormat};
@@ -26,19 +27,6 @@ use xel_testkit::server::{ImageryServer, ServerConfig};
 use xel_testkit::verify::{decode_level, expected_level, psnr};
 
 const F: DdsFormat = DdsFormat::Bc1;
-
-fn can_mount() -> bool {
-    if !Path::new("/dev/fuse").exists() {
-        eprintln!("SKIPPED: /dev/fuse absent");
-        return false;
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: mounting needs root");
-        return false;
-    }
-    true
-}
 
 /// A package of `textures` textures, the imagery server and the service,
 /// mounted; unmounts on drop.

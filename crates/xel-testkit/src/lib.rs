@@ -14,3 +14,4 @@ pub use package::{create_package, package_for_texture_names, PackageSpec, Sample
 pub use server::{
     start_in_background, BackgroundServer, Faults, ImageryServer, ServerConfig, ServerStats,
 };
+pub mod mounts;

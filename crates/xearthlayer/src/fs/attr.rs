@@ -115,9 +115,11 @@ pub struct DirEntryPlus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Opened {
     pub fh: u64,
-    /// Keep the kernel page cache of this file across opens (its bytes are final).
-    pub keep_cache: bool,
-    /// Bypass the page cache: reads arrive with their exact offset and length.
+    /// Bypass the page cache: reads arrive with their exact offset and
+    /// length. Set for textures: the engine builds only the ranges read
+    /// (page-aligned, readahead-widened reads would pull in neighbouring mip
+    /// levels), and stand-in bytes served after a failure must not stay in
+    /// the page cache when the real imagery arrives later.
     pub direct_io: bool,
 }
 

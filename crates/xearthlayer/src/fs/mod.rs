@@ -120,26 +120,6 @@ impl From<io::Error> for FsError {
 
 pub type Result<T, E = FsError> = std::result::Result<T, E>;
 
-/// How the kernel may cache virtual textures.
-///
-/// Direct I/O is the default: the engine builds only the byte ranges that
-/// are read, and page-aligned, readahead-widened reads would pull in
-/// neighbouring mip levels (a read of mip 4 would also build part of mip 3).
-/// It also keeps stand-in bytes served after a failure out of the page
-/// cache, so a later open gets the real imagery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TextureIo {
-    /// Page cache, kept across opens (`FOPEN_KEEP_CACHE`).
-    /// Reads arrive page-aligned and widened by readahead.
-    KeepCache,
-    /// Page cache, dropped at each open.
-    PageCache,
-    /// No page cache (`FOPEN_DIRECT_IO`): reads arrive with the exact offset
-    /// and length asked for, every read reaches the engine.
-    #[default]
-    DirectIo,
-}
-
 /// Permission bits of a virtual texture.
 const TEXTURE_PERM: u16 = 0o444;
 /// Permission bits of a synthesised `textures/`.
@@ -152,7 +132,6 @@ pub struct OverlayFs<S: TextureSource> {
     index: TextureIndex,
     inodes: InodeTable,
     handles: HandleTable<OpenNode<S::Handle>>,
-    texture_io: TextureIo,
     /// Times of synthesised nodes.
     created: SystemTime,
     /// Owner of synthesised nodes: the package root's.
@@ -225,15 +204,8 @@ impl<S: TextureSource> OverlayFs<S> {
             index,
             inodes: InodeTable::new(),
             handles: HandleTable::new(),
-            texture_io: TextureIo::default(),
             created: SystemTime::now(),
         })
-    }
-
-    /// Sets how the kernel may cache virtual textures.
-    pub fn with_texture_io(mut self, texture_io: TextureIo) -> Self {
-        self.texture_io = texture_io;
-        self
     }
 
     /// What this mount has served so far.
@@ -396,8 +368,7 @@ impl<S: TextureSource> OverlayFs<S> {
                 let fh = self.handles.insert(OpenNode::Texture { ino, handle });
                 Ok(Opened {
                     fh,
-                    keep_cache: self.texture_io == TextureIo::KeepCache,
-                    direct_io: self.texture_io == TextureIo::DirectIo,
+                    direct_io: true,
                 })
             }
             NodeKind::Real => {
@@ -412,7 +383,6 @@ impl<S: TextureSource> OverlayFs<S> {
                 let fh = self.handles.insert(OpenNode::Real { ino, file });
                 Ok(Opened {
                     fh,
-                    keep_cache: false,
                     direct_io: false,
                 })
             }

@@ -175,7 +175,7 @@ async fn real_files_win_over_virtual_ones() {
     let a = walk(&fs, &format!("textures/{TEX_A}")).await.unwrap();
     assert_eq!(a.size, 8, "the real file, not the virtual texture");
     let fh = fs.open(a.ino, libc::O_RDONLY as u32).await.unwrap();
-    assert!(!fh.keep_cache);
+    assert!(!fh.direct_io);
     assert_eq!(
         &fs.read(a.ino, fh.fh, 0, 100).await.unwrap()[..],
         b"real dds"
@@ -228,8 +228,7 @@ async fn virtual_texture_reads_come_from_the_source() {
     let fs = overlay(&pkg);
     let attr = walk(&fs, &format!("textures/{TEX_A}")).await.unwrap();
     let opened = fs.open(attr.ino, libc::O_RDONLY as u32).await.unwrap();
-    assert!(opened.keep_cache);
-    assert!(!opened.direct_io);
+    assert!(opened.direct_io, "textures bypass the page cache");
     assert_eq!(fs.texture_source().opens.load(Ordering::SeqCst), 1);
     for (offset, size) in [
         (0u64, 128u32),
@@ -268,15 +267,6 @@ async fn virtual_texture_reads_come_from_the_source() {
         Err(FsError::BadHandle)
     ));
     assert_eq!(fs.open_handles(), 0);
-}
-
-#[tokio::test]
-async fn texture_io_mode_sets_open_flags() {
-    let pkg = package(false);
-    let fs = overlay(&pkg).with_texture_io(TextureIo::DirectIo);
-    let attr = walk(&fs, &format!("textures/{TEX_A}")).await.unwrap();
-    let opened = fs.open(attr.ino, libc::O_RDONLY as u32).await.unwrap();
-    assert!(opened.direct_io && !opened.keep_cache);
 }
 
 #[tokio::test]

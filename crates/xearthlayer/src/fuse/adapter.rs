@@ -17,10 +17,9 @@ use crate::fs::{Attr, FileKind, FsError, OverlayFs, TextureSource};
 
 use super::MountConfig;
 
-/// `FOPEN_*` open reply flags of the kernel ABI (fuse_kernel.h); fuse3 0.10
-/// does not export them.
+/// `FOPEN_DIRECT_IO` of the kernel ABI (fuse_kernel.h); fuse3 0.10
+/// does not export it.
 const FOPEN_DIRECT_IO: u32 = 1 << 0;
-const FOPEN_KEEP_CACHE: u32 = 1 << 1;
 
 /// Largest write the kernel may send; sizes fuse3's request buffer. Nothing
 /// is ever written, but setxattr and friends travel in the same buffer.
@@ -248,13 +247,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
             .open(inode, flags)
             .await
             .map_err(|e| fail("open", e))?;
-        let mut flags = 0;
-        if opened.keep_cache {
-            flags |= FOPEN_KEEP_CACHE;
-        }
-        if opened.direct_io {
-            flags |= FOPEN_DIRECT_IO;
-        }
+        let flags = if opened.direct_io { FOPEN_DIRECT_IO } else { 0 };
         Ok(ReplyOpen {
             fh: opened.fh,
             flags,
