@@ -44,6 +44,8 @@ use crate::provider::TileProvider;
 const DEGRADED_RETRY: Duration = Duration::from_secs(60);
 /// How many zoom levels up a missing chunk looks for stand-in imagery.
 const FALLBACK_DEPTHS: u8 = 4;
+/// Build rounds one read may take (see [`Inner::ensure`]).
+const MAX_ROUNDS: usize = 8;
 
 /// How the service runs.
 #[derive(Debug, Clone)]
@@ -312,7 +314,10 @@ impl Inner {
             return;
         }
         self.load_from_disk(entry).await;
-        loop {
+        // Normally at most one round per level from 0 to 3 and one for the
+        // low levels; the bound only matters if a build died without its
+        // bytes (a bug), and then the reader gets stand-in bytes, not a hang.
+        for _ in 0..MAX_ROUNDS {
             let needed: Vec<Unit> = plan::units_touching(format, range.clone())
                 .into_iter()
                 .filter(|u| {
