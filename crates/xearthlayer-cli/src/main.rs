@@ -19,7 +19,6 @@ mod status;
 mod system;
 mod xplane;
 
-use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -60,7 +59,7 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() {
     let cli = Cli::parse();
     let live_view = match &cli.command {
         Command::Start(args) => !args.no_tui,
@@ -85,13 +84,19 @@ async fn main() -> ExitCode {
         Command::Cache(args) => cache_cmd::run(args),
         Command::Doctor(args) => doctor::run(args).await,
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match result {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit here rather than by dropping the runtime: after a busy unmount,
+    // readers that still hold files open keep the kernel connection alive
+    // and a blocking thread waits on /dev/fuse forever. Exiting closes the
+    // device, which fails their reads (ENOTCONN) instead of hanging them.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    std::process::exit(code)
 }
 
 /// Logs to stderr, and for the serving commands also to

@@ -121,17 +121,25 @@ fn sigterm_with_reads_in_flight_unmounts_and_exits_zero() {
         .iter()
         .map(|t| s.mnt.join("textures").join(t.file_name()))
         .collect();
-    std::thread::scope(|scope| {
-        for path in &paths {
-            // Full reads: slow at 300 ms per chunk request, so in flight at SIGTERM.
-            scope.spawn(move || std::fs::read(path).map(|b| b.len()));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        assert!(s.server.stats().in_flight > 0, "reads should be in flight");
-        signal(guard.0, libc::SIGTERM);
-        let status = wait_exit(guard.0, Duration::from_secs(10)).expect("exited within 10 s");
-        assert!(status.success(), "{status:?}");
-    });
+    // Full reads: slow at 300 ms per chunk request, so in flight at SIGTERM.
+    // Plain threads, not scoped ones: a failing assertion must not wait for
+    // readers stuck on a mount.
+    let readers: Vec<_> = paths
+        .into_iter()
+        .map(|path| std::thread::spawn(move || std::fs::read(path).map(|b| b.len())))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(s.server.stats().in_flight > 0, "reads should be in flight");
+    signal(guard.0, libc::SIGTERM);
+    let status = wait_exit(guard.0, Duration::from_secs(10)).expect("exited within 10 s");
+    assert!(status.success(), "{status:?}");
+    // Every reader comes back (with its bytes, or an error once the mount is gone).
+    assert!(
+        wait_for(Duration::from_secs(10), || readers
+            .iter()
+            .all(|r| r.is_finished())),
+        "readers hang after the service exited"
+    );
     assert!(!is_mounted(&s.mnt));
 }
 
