@@ -67,6 +67,14 @@ enum Pattern {
              cold, disk-warm, hot and serialized"
 )]
 struct Args {
+    /// An extra argument for every `xearthlayer start` (repeatable), e.g.
+    /// `--service-arg=--whole-textures` for the baseline before the
+    /// read-path economy.
+    #[arg(long, allow_hyphen_values = true)]
+    service_arg: Vec<String>,
+    /// Leave out the serialized run.
+    #[arg(long)]
+    skip_serialized: bool,
     /// Textures in the synthetic package [default: 200, 48 with --quick].
     #[arg(long)]
     textures: Option<usize>,
@@ -237,6 +245,7 @@ fn run(args: &Args) -> BenchResult {
             cache_dir: PathBuf::new(),
             memory_cache_bytes: args.memory_cache_mib << 20,
             max_builds: None,
+            extra_args: args.service_arg.clone(),
             stats_file: PathBuf::new(),
             log: PathBuf::new(),
             config: root.join("config.ini"),
@@ -244,6 +253,7 @@ fn run(args: &Args) -> BenchResult {
         root: root.to_path_buf(),
         limit: Duration::from_secs(args.run_limit_s),
         wait_quiet: Duration::from_secs(args.wait_quiet_s),
+        serialized: !args.skip_serialized,
     };
     eprintln!(
         "scene-bench: {textures} textures, {} readers, {} ms ± {} ms; service {}; work in {}",
@@ -325,6 +335,8 @@ struct Bench {
     root: PathBuf,
     limit: Duration,
     wait_quiet: Duration,
+    /// Whether to add the serialized baseline run.
+    serialized: bool,
 }
 
 impl Bench {
@@ -379,9 +391,11 @@ impl Bench {
         runs.push(self.measure(RunKind::DiskWarm, &mut service)?);
         runs.push(self.measure(RunKind::Hot, &mut service)?);
         service.stop()?;
-        let mut service = self.start("serialized", "cache-serialized", Some(1))?;
-        runs.push(self.measure(RunKind::Serialized, &mut service)?);
-        service.stop()?;
+        if self.serialized {
+            let mut service = self.start("serialized", "cache-serialized", Some(1))?;
+            runs.push(self.measure(RunKind::Serialized, &mut service)?);
+            service.stop()?;
+        }
         Ok(runs)
     }
 

@@ -40,6 +40,8 @@ pub struct ServiceSpec {
     pub memory_cache_bytes: u64,
     /// `--max-builds`; `None` for the service's default.
     pub max_builds: Option<usize>,
+    /// More arguments for `xearthlayer start` (`--service-arg`).
+    pub extra_args: Vec<String>,
     /// Where the child's counters go.
     pub stats_file: PathBuf,
     /// The child's stdout and stderr.
@@ -113,6 +115,7 @@ impl ServiceProcess {
         if let Some(n) = spec.max_builds {
             command.arg("--max-builds").arg(n.to_string());
         }
+        command.args(&spec.extra_args);
         // SAFETY: prctl is async-signal-safe and touches no memory of ours.
         // The signal follows the death of the thread that spawns: the main
         // thread, which lives as long as the benchmark.

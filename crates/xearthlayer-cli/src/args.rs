@@ -134,6 +134,10 @@ pub struct ServiceArgs {
     /// this design replaces (for benchmarks) [default: 256].
     #[arg(long, value_parser = parse_count)]
     pub max_builds: Option<usize>,
+    /// Build whole textures on any read, as before reads built only what
+    /// they touch (for benchmarks).
+    #[arg(long)]
+    pub whole_textures: bool,
 }
 
 impl ServiceArgs {
@@ -179,6 +183,7 @@ impl ServiceArgs {
                 )
             }),
             max_builds: self.max_builds.unwrap_or(defaults.max_builds),
+            whole_textures: self.whole_textures,
             fetch,
         }
     }

@@ -152,7 +152,7 @@ impl DiskCache {
 
     fn load_checked(&self, key: TextureKey) -> Option<Vec<(u64, Bytes)>> {
         let path = self.path(&key);
-        let data = fs::read(&path).ok()?;
+        let data = Bytes::from(fs::read(&path).ok()?);
         let (records, good_len) = parse_records(&data, self.format);
         if records.is_empty() {
             tracing::warn!(path = %path.display(), "dropping an invalid cache file");
@@ -327,7 +327,8 @@ fn encode_record(offset: u64, bytes: &[u8]) -> Vec<u8> {
 
 /// The valid records of a file and the length up to the last valid one.
 /// A record must lie inside the texture's data and not overlap another.
-fn parse_records(data: &[u8], format: DdsFormat) -> (Vec<(u64, Bytes)>, usize) {
+/// The records share `data`'s one buffer (no copies).
+fn parse_records(data: &Bytes, format: DdsFormat) -> (Vec<(u64, Bytes)>, usize) {
     if data.len() < FILE_HEADER_LEN || data[..FILE_HEADER_LEN] != file_header(format) {
         return (Vec::new(), 0);
     }
@@ -351,7 +352,7 @@ fn parse_records(data: &[u8], format: DdsFormat) -> (Vec<(u64, Bytes)>, usize) {
         if !valid {
             break;
         }
-        records.push((offset, Bytes::copy_from_slice(&data[body..body + len])));
+        records.push((offset, data.slice(body..body + len)));
         at = body + len;
     }
     let good_len = if records.is_empty() { 0 } else { at };

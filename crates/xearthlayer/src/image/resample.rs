@@ -20,7 +20,10 @@ pub fn halve(src: &[u8], width: usize, height: usize, out: &mut [u8]) {
         for ((s, &t), &b) in sums.iter_mut().zip(top).zip(bottom) {
             *s = u16::from(t) + u16::from(b);
         }
-        for (o, pair) in out_row.chunks_exact_mut(RGBA).zip(sums.chunks_exact(2 * RGBA)) {
+        for (o, pair) in out_row
+            .chunks_exact_mut(RGBA)
+            .zip(sums.chunks_exact(2 * RGBA))
+        {
             for c in 0..RGBA {
                 o[c] = ((pair[c] + pair[c + RGBA] + 2) >> 2) as u8;
             }

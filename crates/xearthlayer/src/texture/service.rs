@@ -58,6 +58,9 @@ pub struct ServiceConfig {
     /// Units (strips, low levels) being built at once, downloads included.
     /// 1 reproduces the one-texture-at-a-time model this design replaces.
     pub max_builds: usize,
+    /// Build the whole texture on any read: the behaviour before reads
+    /// built only what they touch, kept as a baseline for benchmarks.
+    pub whole_textures: bool,
     pub memory_cache_bytes: u64,
     /// Disk cache folder and bound, or none.
     pub disk_cache: Option<(PathBuf, u64)>,
@@ -71,6 +74,7 @@ impl Default for ServiceConfig {
             budget: Duration::from_secs(20),
             cpu_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_builds: 256,
+            whole_textures: false,
             memory_cache_bytes: 1 << 30,
             disk_cache: None,
             fetch: FetchConfig::default(),
@@ -278,7 +282,12 @@ impl TextureService {
         for level in layout::levels_touched(self.format(), range.clone()) {
             m.reads_by_level[level as usize].incr();
         }
-        self.inner.ensure(entry, range.clone()).await;
+        let needed = if self.inner.config.whole_textures {
+            0..self.file_size()
+        } else {
+            range.clone()
+        };
+        self.inner.ensure(entry, needed).await;
         let bytes = entry.state.read(range, &self.inner.placeholder);
         m.bytes_read.add(bytes.len() as u64);
         bytes
