@@ -67,7 +67,9 @@ async fn main() {
         _ => false,
     } && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let serving = matches!(cli.command, Command::Start(_) | Command::Run(_));
-    init_logging(cli.verbose, serving, live_view);
+    // The demo prints its own story; its info logs would only clutter it.
+    let quiet_stderr = live_view || matches!(cli.command, Command::Demo(_));
+    init_logging(cli.verbose, serving, quiet_stderr);
     // Many packages, connections and cache files at once: the usual soft
     // limit of 1024 descriptors is needlessly low.
     if let Err(e) = system::raise_open_file_limit() {
@@ -112,9 +114,10 @@ fn limit_heap_growth() {
 }
 
 /// Logs to stderr, and for the serving commands also to
-/// `~/.xearthlayer/xearthlayer.log`. Under the live status view stderr only
-/// gets warnings, so log lines do not tear the redrawn block.
-fn init_logging(verbose: u8, log_file: bool, live_view: bool) {
+/// `~/.xearthlayer/xearthlayer.log`. With `quiet_stderr` (under the live
+/// status view, so log lines do not tear the redrawn block) stderr only gets
+/// warnings unless -v asks for more.
+fn init_logging(verbose: u8, log_file: bool, quiet_stderr: bool) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{fmt, EnvFilter, Layer as _};
@@ -126,7 +129,7 @@ fn init_logging(verbose: u8, log_file: bool, live_view: bool) {
     };
     let filter =
         || EnvFilter::try_from_env("XEARTHLAYER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let stderr_filter = if live_view && verbose == 0 {
+    let stderr_filter = if quiet_stderr && verbose == 0 {
         EnvFilter::new("warn")
     } else {
         filter()
