@@ -109,7 +109,7 @@ async fn main() {
 fn limit_heap_growth() {
     // SAFETY: mallopt only sets an allocator parameter, under glibc's own lock.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 2 << 20);
     }
 }
 

@@ -164,6 +164,7 @@ fn main() {
 
     // The real pipeline, one thread: 16 strips, tail, assembly.
     for format in [DdsFormat::Bc1, DdsFormat::Bc3] {
+        let mut scratch = build::Scratch::default();
         let (t, file) = best_of(runs, || {
             let strips: Vec<_> = jpegs
                 .chunks(16)
@@ -172,7 +173,7 @@ fn main() {
                         .iter()
                         .map(|j| ChunkInput::Image(j.clone().into()))
                         .collect();
-                    build::build_strip(format, 0, &inputs)
+                    build::build_strip(format, 0, &inputs, &mut scratch)
                 })
                 .collect();
             let bands: Vec<Vec<u8>> = strips.iter().map(|s| s.band.clone()).collect();

@@ -60,35 +60,52 @@ pub fn strip_offset(format: DdsFormat, top: u8, level: u8, strip: usize) -> u64 
     strip as u64 * (band_px / 4) * layout::block_row_len(format, level)
 }
 
+/// Working memory of [`build_strip`]: about 21 MiB for a level-0 strip,
+/// reused from one strip to the next so the pipeline does not map, fault in
+/// and unmap fresh buffers for every strip.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    image: Vec<u8>,
+    half: Vec<u8>,
+    chunk: Vec<u8>,
+}
+
 /// Decodes one strip of chunks (left to right) and encodes levels
 /// `top..top + 7` of it.
-pub fn build_strip(format: DdsFormat, top: u8, inputs: &[ChunkInput]) -> StripOutput {
+pub fn build_strip(
+    format: DdsFormat,
+    top: u8,
+    inputs: &[ChunkInput],
+    scratch: &mut Scratch,
+) -> StripOutput {
     let side = CHUNK_PIXELS as usize;
     let mut width = inputs.len() * side;
     let mut height = side;
-    let mut strip = vec![0u8; width * height * RGBA];
-    let mut chunk = vec![0u8; CHUNK_RGBA_LEN];
+    let Scratch { image, half, chunk } = scratch;
+    image.resize(width * height * RGBA, 0);
+    chunk.resize(CHUNK_RGBA_LEN, 0);
     let mut filled = 0;
     for (i, input) in inputs.iter().enumerate() {
-        if !chunk_pixels(input, &mut chunk) {
+        if !chunk_pixels(input, chunk) {
             filled += 1;
         }
         let row_len = side * RGBA;
         for y in 0..side {
             let dst = (y * width + i * side) * RGBA;
-            strip[dst..dst + row_len].copy_from_slice(&chunk[y * row_len..(y + 1) * row_len]);
+            image[dst..dst + row_len].copy_from_slice(&chunk[y * row_len..(y + 1) * row_len]);
         }
     }
 
     let mut levels = Vec::with_capacity(STRIP_LEVELS as usize);
     for j in 0..STRIP_LEVELS {
+        let pixels = &image[..width * height * RGBA];
         let mut blocks = vec![0u8; encoded_len(format, width, height)];
-        encode(format, &strip, width, height, &mut blocks);
+        encode(format, pixels, width, height, &mut blocks);
         levels.push(blocks);
         if j + 1 < STRIP_LEVELS {
-            let mut half = vec![0u8; (width / 2) * (height / 2) * RGBA];
-            halve(&strip, width, height, &mut half);
-            strip = half;
+            half.resize((width / 2) * (height / 2) * RGBA, 0);
+            halve(pixels, width, height, half);
+            std::mem::swap(image, half);
             width /= 2;
             height /= 2;
         }
@@ -96,7 +113,7 @@ pub fn build_strip(format: DdsFormat, top: u8, inputs: &[ChunkInput]) -> StripOu
     debug_assert_eq!(levels.len() + top as usize, (top + STRIP_LEVELS) as usize);
     StripOutput {
         levels,
-        band: strip,
+        band: image[..width * height * RGBA].to_vec(),
         filled,
     }
 }
@@ -206,7 +223,7 @@ mod tests {
             ChunkInput::Missing,
             ChunkInput::Image(Bytes::from_static(b"junk")),
         ];
-        let out = build_strip(DdsFormat::Bc1, 3, &inputs);
+        let out = build_strip(DdsFormat::Bc1, 3, &inputs, &mut Scratch::default());
         assert_eq!(out.filled, 2);
         assert_eq!(out.levels.len(), STRIP_LEVELS as usize);
         assert_eq!(

@@ -163,6 +163,8 @@ struct Inner {
     http: HttpClient,
     config: ServiceConfig,
     cpu: CpuPool,
+    /// Working memory of the CPU jobs, reused (see [`build::Scratch`]).
+    scratch: Arc<Mutex<Vec<build::Scratch>>>,
     builds: tokio::sync::Semaphore,
     memory: MemoryCache<Arc<TextureEntry>>,
     // Serialises finding-or-creating entries; held for cache calls only.
@@ -206,6 +208,7 @@ impl TextureService {
         Ok(TextureService {
             inner: Arc::new(Inner {
                 cpu: CpuPool::new(config.cpu_threads),
+                scratch: Arc::default(),
                 builds: tokio::sync::Semaphore::new(config.max_builds.max(1)),
                 memory: MemoryCache::new(config.memory_cache_bytes),
                 entry_lock: Mutex::new(()),
@@ -434,9 +437,20 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + self.config.budget;
         let inputs = self.strip_inputs(&entry, unit, deadline).await;
         let top = unit.top();
+        let scratch = Arc::clone(&self.scratch);
         let out: StripOutput = self
             .cpu
-            .run(move || build::build_strip(format, top, &inputs))
+            .run(move || {
+                // One scratch per CPU job at most: the pool bounds them.
+                let mut mine = scratch
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop()
+                    .unwrap_or_default();
+                let out = build::build_strip(format, top, &inputs, &mut mine);
+                scratch.lock().unwrap_or_else(|e| e.into_inner()).push(mine);
+                out
+            })
             .await;
         let degraded = out.filled > 0;
         if degraded {
