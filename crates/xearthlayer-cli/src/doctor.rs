@@ -176,9 +176,14 @@ pub async fn run(args: DoctorArgs) -> CliResult {
     let count = |level| findings.iter().filter(|f| f.level == level).count();
     let (problems, warnings) = (count(Level::Problem), count(Level::Warning));
     if problems > 0 {
-        return Err(format!("{problems} problems, {warnings} warnings").into());
+        return Err(format!(
+            "{}, {}",
+            plural(problems, "problem"),
+            plural(warnings, "warning")
+        )
+        .into());
     }
-    println!("no problems, {warnings} warnings");
+    println!("no problems, {}", plural(warnings, "warning"));
     Ok(())
 }
 
@@ -386,6 +391,11 @@ async fn provider_answers(provider: Arc<dyn TileProvider>) -> Finding {
             "check the network connection and the provider's URL; `xearthlayer run` still serves textures, filled in where imagery is missing",
         ),
     }
+}
+
+/// "1 warning", "2 warnings".
+fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]
