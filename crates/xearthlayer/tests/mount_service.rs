@@ -317,3 +317,38 @@ fn thirty_two_textures_are_generated_concurrently() {
         layout::file_size(F)
     );
 }
+
+#[test]
+fn lookups_and_listings_are_answered_while_a_texture_builds() {
+    if !can_mount() {
+        return;
+    }
+    let scene = Scene::new(2, Duration::from_millis(500));
+    let path = scene.texture_path(0);
+    let reader = std::thread::spawn(move || std::fs::read(path).map(|b| b.len()));
+    // Wait until the build is downloading (no fixed sleep: poll the server).
+    while scene.server.stats().in_flight == 0 {
+        assert!(
+            !reader.is_finished(),
+            "the read ended before it started downloading"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Meanwhile the filesystem answers everything else.
+    assert_eq!(
+        std::fs::metadata(scene.texture_path(1)).unwrap().len(),
+        layout::file_size(F)
+    );
+    let listed = std::fs::read_dir(scene.mnt.join("textures"))
+        .unwrap()
+        .count();
+    assert_eq!(listed, 2);
+    assert!(std::fs::metadata(scene.mnt.join("terrain"))
+        .unwrap()
+        .is_dir());
+    assert!(
+        scene.server.stats().in_flight > 0,
+        "the answers came while chunks were still being downloaded"
+    );
+    assert_eq!(reader.join().unwrap().unwrap() as u64, layout::file_size(F));
+}
