@@ -159,18 +159,27 @@ impl TextureState {
         if start >= end {
             return Bytes::new();
         }
-        let segments = self.read_segments();
-        if let Some((&s, bytes)) = segments.range(..=start).next_back() {
-            if s <= start && end <= s + bytes.len() as u64 {
-                return bytes.slice((start - s) as usize..(end - s) as usize);
+        // Take references to the overlapping segments under the lock, copy
+        // after releasing it: a whole-file read copies 11 MB.
+        let overlapping: Vec<(u64, Bytes)> = {
+            let segments = self.read_segments();
+            if let Some((&s, bytes)) = segments.range(..=start).next_back() {
+                if s <= start && end <= s + bytes.len() as u64 {
+                    return bytes.slice((start - s) as usize..(end - s) as usize);
+                }
             }
-        }
+            let first = segments
+                .range(..=start)
+                .next_back()
+                .map_or(start, |(&s, _)| s);
+            segments
+                .range(first..end)
+                .map(|(&s, b)| (s, b.clone()))
+                .collect()
+        };
         let mut out = BytesMut::from(&placeholder[start as usize..end as usize]);
-        let first = segments
-            .range(..=start)
-            .next_back()
-            .map_or(start, |(&s, _)| s);
-        for (&s, bytes) in segments.range(first..end) {
+        for (s, bytes) in &overlapping {
+            let s = *s;
             let e = s + bytes.len() as u64;
             let (from, to) = (s.max(start), e.min(end));
             if from < to {
