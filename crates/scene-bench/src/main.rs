@@ -31,8 +31,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use xel_testkit::burst::{run_burst, BurstConfig};
-use xel_testkit::{
+use xel_sim::burst::{run_burst, BurstConfig};
+use xel_sim::{
     create_package, start_in_background, BackgroundServer, PackageSpec, ServerConfig,
 };
 

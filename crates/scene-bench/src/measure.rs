@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use xel_testkit::burst::{run_burst, BurstConfig};
-use xel_testkit::BackgroundServer;
+use xel_sim::burst::{run_burst, BurstConfig};
+use xel_sim::BackgroundServer;
 
 use crate::procfs::{self, MachineCpu};
 use crate::service::ServiceProcess;

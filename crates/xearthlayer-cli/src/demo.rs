@@ -19,10 +19,10 @@ use xearthlayer::fuse::{self, MountConfig};
 use xearthlayer::metrics::MetricsSnapshot;
 use xearthlayer::provider::TemplateProvider;
 use xearthlayer::texture::{ServiceConfig, TextureService};
-use xel_testkit::burst::{run_burst_with, BurstConfig, BurstReport, TextureRead};
-use xel_testkit::package::{create_package, PackageSpec};
-use xel_testkit::server::{ImageryServer, ServerConfig};
-use xel_testkit::verify::decode_level;
+use xel_sim::burst::{run_burst_with, BurstConfig, BurstReport, TextureRead};
+use xel_sim::package::{create_package, PackageSpec};
+use xel_sim::server::{ImageryServer, ServerConfig};
+use xel_sim::verify::decode_level;
 
 use crate::args::CliResult;
 use crate::start::shutdown_signal;

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use xel_testkit::server::{start_in_background, ServerConfig};
+use xel_sim::server::{start_in_background, ServerConfig};
 
 const TEXTURE: &str = "25264_10368_BI16.dds";
 

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use xel_testkit::mounts::can_mount;
+use xel_sim::mounts::can_mount;
 
 #[test]
 fn demo_runs_end_to_end_and_writes_a_preview() {

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use xearthlayer::dds::layout::{self, DdsFormat};
-use xel_testkit::server::{start_in_background, ServerConfig};
+use xel_sim::server::{start_in_background, ServerConfig};
 
 #[test]
 fn a_second_process_is_served_from_the_disk_cache() {

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
-use xel_testkit::mounts::{can_mount, is_mounted};
+use xel_sim::mounts::{can_mount, is_mounted};
 
-use xel_testkit::package::{create_package, PackageSpec, SamplePackage};
-use xel_testkit::server::{start_in_background, BackgroundServer, ServerConfig};
+use xel_sim::package::{create_package, PackageSpec, SamplePackage};
+use xel_sim::server::{start_in_background, BackgroundServer, ServerConfig};
 
 /// Mip levels 5 to 12 of a BC1 texture: built from one low-zoom chunk.
 const LOW_LEVELS: (u64, usize) = (11_174_016, 10_936);

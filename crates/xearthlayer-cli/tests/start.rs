@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use xel_testkit::mounts::{can_mount, is_mounted};
+use xel_sim::mounts::{can_mount, is_mounted};
 
-use xel_testkit::package::{create_package, PackageSpec, SamplePackage};
-use xel_testkit::server::{start_in_background, BackgroundServer, ServerConfig};
+use xel_sim::package::{create_package, PackageSpec, SamplePackage};
+use xel_sim::server::{start_in_background, BackgroundServer, ServerConfig};
 
 /// Polls until `cond` holds, for at most `limit`.
 fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {

@@ -17,9 +17,9 @@ use xearthlayer::image::{decode_chunk, CHUNK_RGBA_LEN, RGBA};
 use xearthlayer::provider::TemplateProvider;
 use xearthlayer::texture::build::{self, ChunkInput};
 use xearthlayer::texture::{ServiceConfig, TextureService};
-use xel_testkit::imagery::chunk_jpeg;
-use xel_testkit::server::{ImageryServer, ServerConfig};
-use xel_testkit::verify::psnr;
+use xel_sim::imagery::chunk_jpeg;
+use xel_sim::server::{ImageryServer, ServerConfig};
+use xel_sim::verify::psnr;
 
 const SIDE: usize = 4096;
 
@@ -132,7 +132,7 @@ fn main() {
     let texpresso_all = texpresso_t.mul_f64(4.0 / 3.0);
 
     let quality = |format: DdsFormat, blocks: &[u8]| {
-        let decoded = xel_testkit::verify::decode_blocks(format, blocks, SIDE, SIDE);
+        let decoded = xel_sim::verify::decode_blocks(format, blocks, SIDE, SIDE);
         psnr(&image, &decoded)
     };
     println!();

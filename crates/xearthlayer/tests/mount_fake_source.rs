@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use xel_testkit::mounts::can_mount;
+use xel_sim::mounts::can_mount;
 
 use bytes::Bytes;
 use xearthlayer::coord::TextureId;

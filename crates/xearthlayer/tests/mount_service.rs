@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use xel_testkit::mounts::can_mount;
+use xel_sim::mounts::can_mount;
 
 use xearthlayer::coord::TextureId;
 use xearthlayer::dds::layout::{self, DdsFormat};
@@ -20,11 +20,11 @@ use xearthlayer::fuse::{mount_shared, MountConfig, MountSession};
 use xearthlayer::image::{decode_chunk, CHUNK_RGBA_LEN};
 use xearthlayer::provider::TemplateProvider;
 use xearthlayer::texture::{ServiceConfig, TextureService};
-use xel_testkit::burst::{read_texture, run_burst, BurstConfig, ReadKind};
-use xel_testkit::imagery::chunk_jpeg;
-use xel_testkit::package::{create_package, PackageSpec};
-use xel_testkit::server::{ImageryServer, ServerConfig};
-use xel_testkit::verify::{decode_level, expected_level, psnr};
+use xel_sim::burst::{read_texture, run_burst, BurstConfig, ReadKind};
+use xel_sim::imagery::chunk_jpeg;
+use xel_sim::package::{create_package, PackageSpec};
+use xel_sim::server::{ImageryServer, ServerConfig};
+use xel_sim::verify::{decode_level, expected_level, psnr};
 
 const F: DdsFormat = DdsFormat::Bc1;
 
@@ -175,7 +175,7 @@ fn reading_the_low_levels_fetches_one_low_zoom_chunk() {
     let mut want = vec![0u8; CHUNK_RGBA_LEN];
     decode_chunk(&chunk_jpeg(chunk.zoom, chunk.x, chunk.y), &mut want).unwrap();
     let level4 = &low[..layout::level_len(F, 4) as usize];
-    let got = xel_testkit::verify::decode_blocks(F, level4, 256, 256);
+    let got = xel_sim::verify::decode_blocks(F, level4, 256, 256);
     assert!(psnr(&want, &got) >= 30.0);
 }
 

@@ -10,8 +10,8 @@ use xearthlayer::dds::layout::{self, DdsFormat};
 use xearthlayer::fetch::FetchConfig;
 use xearthlayer::provider::TemplateProvider;
 use xearthlayer::texture::{ServiceConfig, TextureService};
-use xel_testkit::server::{Faults, ImageryServer, ServerConfig};
-use xel_testkit::verify::{decode_level, expected_level, psnr};
+use xel_sim::server::{Faults, ImageryServer, ServerConfig};
+use xel_sim::verify::{decode_level, expected_level, psnr};
 
 fn texture(i: u32) -> TextureId {
     TextureId::new(25264, 10368 + 16 * u64::from(i), 16, "BI").unwrap()

@@ -181,7 +181,7 @@ fn write_package(
     fs::write(
         dir.join("README.txt"),
         format!(
-            "Sample scenery package written by xel-testkit for XEarthLayer tests.\n\
+            "Sample scenery package written by xel-sim for XEarthLayer tests.\n\
              {} textures; their DDS files are generated on demand.\n",
             textures.len()
         ),
