@@ -118,8 +118,10 @@ pub struct ServiceArgs {
     /// Neither read nor write the disk cache [config: cache.enabled = false].
     #[arg(long)]
     pub no_disk_cache: bool,
-    /// Seconds a texture may take before it is served with what arrived
-    /// [config: generation.budget_seconds; default: 20].
+    /// Seconds a read may wait, from the kernel handing it over to its
+    /// answer; past it the read gets stand-ins (lower-resolution imagery
+    /// of the texture, else neutral) [config: generation.budget_seconds;
+    /// default: 5].
     #[arg(long, value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
     /// Textures decoded and compressed at once [config:
@@ -165,7 +167,7 @@ impl ServiceArgs {
         let disk_enabled = !self.no_disk_cache && file.disk_cache_enabled.unwrap_or(true);
         ServiceConfig {
             format: self.format.format(file),
-            budget: self.timeout.or(file.budget).unwrap_or(defaults.budget),
+            read_bound: self.timeout.or(file.budget).unwrap_or(defaults.read_bound),
             cpu_threads: self
                 .cpu_threads
                 .or(file.cpu_threads)
@@ -185,6 +187,7 @@ impl ServiceArgs {
             max_builds: self.max_builds.unwrap_or(defaults.max_builds),
             whole_textures: self.whole_textures,
             fetch,
+            ..defaults
         }
     }
 }
@@ -288,7 +291,7 @@ mod tests {
         let defaults = ServiceConfig::default();
         let plain = args(&[]).service_config(&FileSettings::default());
         assert_eq!(plain.format, defaults.format);
-        assert_eq!(plain.budget, defaults.budget);
+        assert_eq!(plain.read_bound, defaults.read_bound);
         assert_eq!(plain.cpu_threads, defaults.cpu_threads);
         assert_eq!(plain.memory_cache_bytes, defaults.memory_cache_bytes);
         assert_eq!(plain.fetch.max_in_flight, defaults.fetch.max_in_flight);
@@ -299,7 +302,7 @@ mod tests {
 
         let from_file = args(&[]).service_config(&file);
         assert_eq!(from_file.format, DdsFormat::Bc3);
-        assert_eq!(from_file.budget, Duration::from_secs(3));
+        assert_eq!(from_file.read_bound, Duration::from_secs(3));
         assert_eq!(from_file.cpu_threads, 3);
         assert_eq!(from_file.memory_cache_bytes, 2 << 30);
         assert_eq!(from_file.fetch.max_in_flight, 17);
@@ -326,7 +329,7 @@ mod tests {
         ])
         .service_config(&file);
         assert_eq!(flagged.format, DdsFormat::Bc1);
-        assert_eq!(flagged.budget, Duration::from_secs(4));
+        assert_eq!(flagged.read_bound, Duration::from_secs(4));
         assert_eq!(flagged.cpu_threads, 1);
         assert_eq!(flagged.memory_cache_bytes, 1 << 20);
         assert_eq!(flagged.fetch.max_in_flight, 9);

@@ -376,7 +376,7 @@ async fn provider_answers(provider: Arc<dyn TileProvider>) -> Finding {
         PROBE_POINT.1,
     ));
     let name = provider.display_name();
-    match client.get(&url, provider.referer(), |_| true).await {
+    match client.get(&url, provider.referer(), xearthlayer::sched::WorkClass::Live, |_| true).await {
         Ok(body) => Finding::ok(format!("{name} answers ({} bytes for {url})", body.len())),
         Err(FetchError::Permanent(status)) if status.as_u16() == 404 => Finding::warning(
             format!("{name} answers, but has no imagery at {url} (HTTP 404)"),

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use reqwest::StatusCode;
-use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
+use crate::sched::{ClassedPermits, WorkClass};
 
 /// Limits of the shared client.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ pub enum FetchError {
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
-    permits: Arc<Semaphore>,
+    permits: ClassedPermits,
     config: FetchConfig,
     metrics: Arc<Metrics>,
 }
@@ -83,7 +83,8 @@ impl HttpClient {
             .map_err(|e| FetchError::Client(e.to_string()))?;
         Ok(HttpClient {
             client,
-            permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            // Background downloads (prefetch) hold at most a quarter.
+            permits: ClassedPermits::new(config.max_in_flight, config.max_in_flight / 4),
             config,
             metrics,
         })
@@ -99,11 +100,12 @@ impl HttpClient {
         &self,
         url: &str,
         referer: Option<&str>,
+        class: WorkClass,
         accept: impl Fn(&[u8]) -> bool,
     ) -> Result<Bytes, FetchError> {
         let mut attempt = 0;
         loop {
-            let result = match self.attempt(url, referer).await {
+            let result = match self.attempt(url, referer, class).await {
                 Ok(body) if !accept(&body) => Err(FetchError::Rejected),
                 other => other,
             };
@@ -125,13 +127,14 @@ impl HttpClient {
         }
     }
 
-    async fn attempt(&self, url: &str, referer: Option<&str>) -> Result<Bytes, FetchError> {
+    async fn attempt(
+        &self,
+        url: &str,
+        referer: Option<&str>,
+        class: WorkClass,
+    ) -> Result<Bytes, FetchError> {
         // The permit is released as soon as the body is read, also on error.
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("the download semaphore is never closed");
+        let _permit = self.permits.acquire(class).await;
         let _in_flight = self.metrics.requests_in_flight.enter();
         self.metrics.chunk_requests.incr();
         let mut request = self.client.get(url);

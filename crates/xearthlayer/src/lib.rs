@@ -14,6 +14,7 @@
 //!   (testable without a kernel).
 //! - [`fuse`]: the thin `fuse3` adapter and the mount session.
 //! - [`metrics`]: counters every stage shares.
+//! - [`sched`]: live and background classes of work and their permits.
 
 pub mod cache;
 pub mod coord;
@@ -24,4 +25,5 @@ pub mod fuse;
 pub mod image;
 pub mod metrics;
 pub mod provider;
+pub mod sched;
 pub mod texture;

@@ -86,6 +86,23 @@ pub struct Metrics {
     pub units_built: Counter,
     /// Reads that touched each mip level.
     pub reads_by_level: [Counter; 13],
+    /// Background unit builds (read-ahead, prefetch) running now.
+    pub background_builds_in_flight: Gauge,
+    /// Background builds that would have had stand-ins and kept nothing.
+    pub background_discarded: Counter,
+    /// Prefetch requests made of the service.
+    pub prefetches: Counter,
+    /// Reads answered (partly) with stand-ins because their bound ran out
+    /// or a build failed.
+    pub reads_stood_in: Counter,
+    /// Reads whose bound ran out while their builds ran.
+    pub reads_past_bound: Counter,
+    /// Unit builds whose downloads were cut by their deadline.
+    pub units_cut_by_deadline: Counter,
+    /// Unit builds that died (a bug): served with stand-ins.
+    pub builds_failed: Counter,
+    /// Finished parts not stored because disk writes were backed up.
+    pub disk_writes_dropped: Counter,
 }
 
 /// A point-in-time copy of [`Metrics`], for reports and rates.
@@ -109,6 +126,14 @@ pub struct MetricsSnapshot {
     pub bytes_produced: u64,
     pub units_built: u64,
     pub reads_by_level: [u64; 13],
+    pub background_builds_in_flight: u64,
+    pub background_discarded: u64,
+    pub prefetches: u64,
+    pub reads_stood_in: u64,
+    pub reads_past_bound: u64,
+    pub units_cut_by_deadline: u64,
+    pub builds_failed: u64,
+    pub disk_writes_dropped: u64,
 }
 
 impl Metrics {
@@ -132,6 +157,14 @@ impl Metrics {
             bytes_produced: self.bytes_produced.get(),
             units_built: self.units_built.get(),
             reads_by_level: std::array::from_fn(|l| self.reads_by_level[l].get()),
+            background_builds_in_flight: self.background_builds_in_flight.get(),
+            background_discarded: self.background_discarded.get(),
+            prefetches: self.prefetches.get(),
+            reads_stood_in: self.reads_stood_in.get(),
+            reads_past_bound: self.reads_past_bound.get(),
+            units_cut_by_deadline: self.units_cut_by_deadline.get(),
+            builds_failed: self.builds_failed.get(),
+            disk_writes_dropped: self.disk_writes_dropped.get(),
         }
     }
 }

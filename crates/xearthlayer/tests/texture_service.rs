@@ -22,6 +22,15 @@ fn service(server: &ImageryServer, config: ServiceConfig) -> TextureService {
     TextureService::new(provider, config).unwrap()
 }
 
+/// For tests about what is built, not about time: a read bound that a
+/// loaded machine does not reach.
+fn patient() -> ServiceConfig {
+    ServiceConfig {
+        read_bound: Duration::from_secs(120),
+        ..ServiceConfig::default()
+    }
+}
+
 fn fast_retries() -> FetchConfig {
     FetchConfig {
         backoff: Duration::from_millis(5),
@@ -47,7 +56,7 @@ async fn pixels_match_the_served_imagery_at_every_level() {
             &server,
             ServiceConfig {
                 format,
-                ..ServiceConfig::default()
+                ..patient()
             },
         );
         let id = texture(0);
@@ -70,7 +79,7 @@ async fn concurrent_requests_for_one_texture_share_one_build() {
     })
     .await
     .unwrap();
-    let svc = service(&server, ServiceConfig::default());
+    let svc = service(&server, patient());
     let id = texture(1);
     let results = join_all((0..32).map(|_| svc.texture(&id))).await;
     assert!(results.iter().all(|t| t.bytes == results[0].bytes));
@@ -90,7 +99,7 @@ async fn many_textures_download_concurrently() {
     })
     .await
     .unwrap();
-    let svc = service(&server, ServiceConfig::default());
+    let svc = service(&server, patient());
     let ids: Vec<_> = (0..64).map(texture).collect();
     // X-Plane's first read of each: the 64 KiB header (the top chunk row).
     let reads = ids.iter().map(|id| {
@@ -126,7 +135,7 @@ async fn faults_never_break_a_texture() {
         &server,
         ServiceConfig {
             fetch: fast_retries(),
-            ..ServiceConfig::default()
+            ..patient()
         },
     );
     let ids: Vec<_> = (0..6).map(texture).collect();
@@ -145,7 +154,7 @@ async fn faults_never_break_a_texture() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hung_provider_costs_at_most_the_budget() {
+async fn a_hung_provider_costs_at_most_the_read_bound() {
     let server = ImageryServer::start(ServerConfig {
         faults: Faults {
             hang: 1.0,
@@ -158,14 +167,14 @@ async fn a_hung_provider_costs_at_most_the_budget() {
     let svc = service(
         &server,
         ServiceConfig {
-            budget: Duration::from_millis(500),
+            read_bound: Duration::from_millis(500),
             ..ServiceConfig::default()
         },
     );
     let started = Instant::now();
     let t = svc.texture(&texture(2)).await;
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_millis(1500),
         "{:?}",
         started.elapsed()
     );
@@ -179,7 +188,7 @@ async fn disk_cache_serves_a_new_service_and_rejects_bad_files() {
     let dir = tempfile::tempdir().unwrap();
     let config = || ServiceConfig {
         disk_cache: Some((dir.path().to_path_buf(), 1 << 30)),
-        ..ServiceConfig::default()
+        ..patient()
     };
     let id = texture(3);
     let writer = service(&server, config());

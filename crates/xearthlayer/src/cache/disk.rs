@@ -136,6 +136,11 @@ impl DiskCache {
             .join(format!("{}_{}.xel", key.row, key.col))
     }
 
+    /// Whether anything of the texture is stored.
+    pub fn contains(&self, key: &TextureKey) -> bool {
+        self.lock().entries.contains_key(key)
+    }
+
     /// The parts of the texture stored so far, as (file offset, bytes).
     /// A file with a bad header is deleted; records after a bad one are cut
     /// off. `None` when nothing valid is stored.

@@ -2,5 +2,6 @@
 
 pub mod encode;
 pub mod layout;
+pub mod upscale;
 
 pub use layout::{file_size, DdsFormat};

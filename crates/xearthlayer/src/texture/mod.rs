@@ -3,15 +3,51 @@
 //! - [`plan`]: which units of work make which bytes.
 //! - [`build`]: the CPU pipeline (decode, fill, mips, encode), pure.
 //! - [`state`]: the bytes built so far of one texture.
-//! - [`pool`]: the bounded pool that runs the CPU work.
-//! - [`service`]: entries, caches, coalescing, downloads, budgets.
-//! - [`source`]: what the filesystem calls.
+//! - [`entry`]: one texture's shared entry (state, builds, stand-ins).
+//! - [`registry`]: the one entry of each texture, beside the memory cache.
+//! - [`shared_work`]: work done once for all who want it, cancelled when
+//!   nobody does.
+//! - [`reader`]: what a read needs built, within its time bound.
+//! - [`unit_build`]: one unit's downloads, deadline and CPU work.
+//! - [`downloads`]: chunk downloads shared across textures.
+//! - [`fallback`]: what stands in for late or missing imagery.
+//! - [`pool`]: the bounded CPU pool, live jobs first.
+//! - [`service`]: the front the filesystem and the prefetcher call.
+//! - [`source`]: the filesystem's view of the service.
 
 pub mod build;
+pub mod downloads;
+pub mod entry;
+pub mod fallback;
 pub mod plan;
 pub mod pool;
+mod reader;
+pub mod registry;
 pub mod service;
+pub mod shared_work;
 pub mod source;
 pub mod state;
+mod unit_build;
 
-pub use service::{ServiceConfig, ServiceError, Texture, TextureEntry, TextureService};
+pub use entry::TextureEntry;
+pub use service::{
+    ServiceConfig, ServiceError, Texture, TextureService, WorkCounts, DEFAULT_READ_BOUND,
+};
+
+use tokio::sync::watch;
+
+use shared_work::Urgency;
+
+/// Resolves when the work becomes live (never, if it cannot any more).
+async fn promoted(urgency: &mut watch::Receiver<Urgency>) {
+    if urgency.wait_for(Option::is_some).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves when the urgency changes (never, if it cannot any more).
+async fn changed(urgency: &mut watch::Receiver<Urgency>) {
+    if urgency.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::service::TextureEntry;
+use super::entry::TextureEntry;
 use super::TextureService;
 use crate::coord::TextureId;
 use crate::fs::TextureSource;

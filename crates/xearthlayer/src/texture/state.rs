@@ -24,6 +24,8 @@ pub struct LowPart {
     pub rows: Vec<Bytes>,
     /// RGBA of its 4 px band at level 6.
     pub band: Vec<u8>,
+    /// The strip had stand-in chunks: what is derived from it is too.
+    pub degraded: bool,
 }
 
 /// The built bytes of one texture.
@@ -190,6 +192,27 @@ impl TextureState {
         out.freeze()
     }
 
+    /// The bytes of `range` if all of it is built (no placeholder needed).
+    pub fn built_bytes(&self, range: Range<u64>) -> Option<Bytes> {
+        if range.start < layout::HEADER_LEN || !self.is_built(range.clone()) {
+            return None;
+        }
+        let segments = self.read_segments();
+        let mut out = BytesMut::with_capacity((range.end - range.start) as usize);
+        let first = segments
+            .range(..=range.start)
+            .next_back()
+            .map_or(range.start, |(&s, _)| s);
+        for (&s, bytes) in segments.range(first..range.end) {
+            let e = s + bytes.len() as u64;
+            let (from, to) = (s.max(range.start), e.min(range.end));
+            if from < to {
+                out.extend_from_slice(&bytes[(from - s) as usize..(to - s) as usize]);
+            }
+        }
+        Some(out.freeze())
+    }
+
     /// Keeps a level-0 strip's low parts; once all 16 are in, returns them
     /// (taking them) so levels 4..=12 can be derived.
     pub fn add_low_part(&self, strip: usize, part: LowPart) -> Option<Vec<LowPart>> {
@@ -270,6 +293,7 @@ mod tests {
         let part = LowPart {
             rows: vec![],
             band: vec![],
+            degraded: false,
         };
         for strip in 0..15 {
             assert!(s.add_low_part(strip, part.clone()).is_none());

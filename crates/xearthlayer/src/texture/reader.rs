@@ -1,0 +1,177 @@
+//! What a read needs built, and waiting for it within the read's bound.
+//!
+//! A read builds only the units its range touches, top levels first: a
+//! level-0 strip also makes the rows below it, so lower levels are planned
+//! again after each round. Each unit is claimed from the entry's shared
+//! work, so readers of the same unit share one build; a reader whose bound
+//! runs out drops its claims (a build nobody else wants is cancelled) and
+//! is answered with stand-ins. A read past the first strip of a level starts
+//! the level's later strips as background work (read-ahead).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+
+use super::entry::{TextureEntry, UnitOutcome};
+use super::plan::{self, Unit};
+use super::service::Inner;
+use super::shared_work::{Abandoned, Claim, Urgency};
+
+/// Build rounds one read may take: normally at most one per level from 0
+/// to 3 and one for the low levels.
+const MAX_ROUNDS: usize = 8;
+
+impl Inner {
+    /// Builds whatever of `range` is not built yet, by `deadline` (`None`:
+    /// background work, no reader waits). Returns whether all of `range` is
+    /// built now.
+    pub(super) async fn ensure(
+        self: &Arc<Self>,
+        entry: &Arc<TextureEntry>,
+        range: Range<u64>,
+        deadline: Urgency,
+    ) -> bool {
+        if entry.state.is_built(range.clone()) {
+            self.metrics.memory_hits.incr();
+            return true;
+        }
+        match deadline {
+            Some(deadline) => {
+                if tokio::time::timeout_at(deadline, self.load_from_disk(entry))
+                    .await
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+            None => self.load_from_disk(entry).await,
+        }
+        for _ in 0..MAX_ROUNDS {
+            let round = self.next_round(entry, range.clone());
+            if round.is_empty() {
+                break;
+            }
+            if deadline.is_some() {
+                self.read_ahead(entry, &round);
+            }
+            let claims: Vec<(Unit, Claim<UnitOutcome>)> = round
+                .into_iter()
+                .map(|unit| (unit, self.claim_unit(entry, unit, deadline)))
+                .collect();
+            let waits = join_all(claims.iter().map(|(_, claim)| claim.wait()));
+            let outcomes = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, waits).await {
+                    Ok(outcomes) => outcomes,
+                    Err(_) => {
+                        self.metrics.reads_past_bound.incr();
+                        return false;
+                    }
+                },
+                None => waits.await,
+            };
+            for ((unit, _), outcome) in claims.iter().zip(outcomes) {
+                match outcome {
+                    Ok(UnitOutcome::Built | UnitOutcome::Degraded) => {}
+                    // Background work that would have needed stand-ins.
+                    Ok(UnitOutcome::Discarded) => return false,
+                    Err(Abandoned) => {
+                        tracing::error!(texture = %entry.id(), ?unit, "a texture build died; serving stand-ins");
+                        self.metrics.builds_failed.incr();
+                        entry.mark_failed(*unit);
+                    }
+                }
+            }
+        }
+        entry.state.is_built(range)
+    }
+
+    /// The units of `range` to build next: those of the top level still
+    /// missing. Levels 4..=12 come free with the last level-0 strip, so the
+    /// low unit is built on its own only when no level-0 strip is needed.
+    fn next_round(&self, entry: &TextureEntry, range: Range<u64>) -> Vec<Unit> {
+        let format = self.config.format;
+        let needed: Vec<Unit> = plan::units_touching(format, range.clone())
+            .into_iter()
+            .filter(|u| {
+                let r = u.range(format);
+                !entry.has_failed(*u)
+                    && !entry
+                        .state
+                        .is_built(r.start.max(range.start)..r.end.min(range.end))
+            })
+            .collect();
+        let Some(top) = needed.iter().map(|u| u.top()).min() else {
+            return Vec::new();
+        };
+        needed
+            .into_iter()
+            .filter(|u| u.top() == top || (*u == Unit::Low && top > 0))
+            .collect()
+    }
+
+    /// A claim on the one build of `unit` for this entry.
+    fn claim_unit(
+        self: &Arc<Self>,
+        entry: &Arc<TextureEntry>,
+        unit: Unit,
+        deadline: Urgency,
+    ) -> Claim<UnitOutcome> {
+        let (inner, owner) = (Arc::clone(self), Arc::clone(entry));
+        entry.units.claim(unit, deadline, move |urgency| {
+            inner.build_unit(owner, unit, urgency)
+        })
+    }
+
+    /// A read past the first strip of a level is a read of the whole level
+    /// (X-Plane reads a close texture front to back in pieces): start the
+    /// level's later strips now, as background work, instead of one piece
+    /// at a time. Header reads (strip 0 only) start nothing.
+    fn read_ahead(self: &Arc<Self>, entry: &Arc<TextureEntry>, round: &[Unit]) {
+        let format = self.config.format;
+        let Some((level, last)) = round
+            .iter()
+            .filter_map(|u| match *u {
+                Unit::Strip { level, strip } => Some((level, strip)),
+                Unit::Low => None,
+            })
+            .max_by_key(|&(_, strip)| strip)
+        else {
+            return;
+        };
+        if last == 0 {
+            return;
+        }
+        let strips = 16u8 >> level;
+        for strip in last + 1..strips {
+            let unit = Unit::Strip { level, strip };
+            if entry.state.is_built(unit.range(format)) || entry.units.is_running(&unit) {
+                continue;
+            }
+            let claim = self.claim_unit(entry, unit, None);
+            // The holder keeps the background build wanted until it ends.
+            tokio::spawn(async move {
+                let _ = claim.wait().await;
+            });
+        }
+    }
+
+    /// Fills a new entry from the disk cache, once.
+    async fn load_from_disk(self: &Arc<Self>, entry: &Arc<TextureEntry>) {
+        let Some(disk) = &self.disk else { return };
+        entry
+            .disk_loaded
+            .get_or_init(|| async {
+                if let Some(segments) = disk.load(entry.key()).await {
+                    self.metrics.disk_hits.incr();
+                    for (offset, bytes) in segments {
+                        entry.state.insert(offset, bytes);
+                    }
+                    self.registry.reweigh(entry);
+                } else {
+                    self.metrics.cache_misses.incr();
+                }
+            })
+            .await;
+    }
+}

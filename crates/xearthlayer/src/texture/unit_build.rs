@@ -1,0 +1,321 @@
+//! Building one unit: its chunks downloaded (or stood in for), then the CPU
+//! pool decodes, mips and encodes them, and the bytes go into the entry and,
+//! when all from real imagery, to the disk cache.
+//!
+//! The unit's downloads end at its download deadline: for live work, the
+//! earliest waiting reader's deadline less a margin for the CPU work; for
+//! background work, a fixed budget. A chunk that failed, or that is still
+//! missing halfway to the deadline, gets its stand-in fetches started
+//! (lower-zoom chunks that contain it); at the deadline each chunk takes the
+//! best of what arrived. Background work that would need stand-ins keeps
+//! nothing: a reader builds it for real later.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::build::{self, ChunkInput, StripOutput};
+use super::entry::{TextureEntry, UnitOutcome};
+use super::fallback;
+use super::plan::{self, Unit, LOW_LEVEL};
+use super::service::Inner;
+use super::shared_work::Urgency;
+use super::state::LowPart;
+use crate::coord::ChunkCoord;
+use crate::dds::layout::{self, DdsFormat};
+use crate::sched::WorkClass;
+
+/// A chunk's download answered: (chunk index, depth above it, image).
+type Arrival = BoxFuture<'static, (usize, u8, Option<Bytes>)>;
+
+/// The class the unit's work runs in now.
+fn class_of(urgency: &watch::Receiver<Urgency>) -> WorkClass {
+    if urgency.borrow().is_some() {
+        WorkClass::Live
+    } else {
+        WorkClass::Background
+    }
+}
+
+impl Inner {
+    /// The one build of `unit` for `entry`.
+    pub(super) async fn build_unit(
+        self: Arc<Self>,
+        entry: Arc<TextureEntry>,
+        unit: Unit,
+        mut urgency: watch::Receiver<Urgency>,
+    ) -> UnitOutcome {
+        let _slot = self.build_slot(&mut urgency).await;
+        let _in_flight = match class_of(&urgency) {
+            WorkClass::Live => self.metrics.generations_in_flight.enter(),
+            WorkClass::Background => self.metrics.background_builds_in_flight.enter(),
+        };
+        let started = Instant::now();
+        let inputs = self.unit_inputs(&entry, unit, started, &mut urgency).await;
+        let filled = inputs
+            .iter()
+            .filter(|i| !matches!(i, ChunkInput::Image(_)))
+            .count() as u32;
+        if filled > 0 && class_of(&urgency) == WorkClass::Background {
+            self.metrics.background_discarded.incr();
+            return UnitOutcome::Discarded;
+        }
+        let format = self.config.format;
+        let top = unit.top();
+        let scratch = Arc::clone(&self.scratch);
+        let out: StripOutput = self
+            .cpu
+            .run(class_of(&urgency), move || {
+                // One scratch per CPU job at most: the pool bounds them.
+                let mut mine = super::entry::lock(&scratch).pop().unwrap_or_default();
+                let out = build::build_strip(format, top, &inputs, &mut mine);
+                super::entry::lock(&scratch).push(mine);
+                out
+            })
+            .await;
+        let degraded = out.filled > 0;
+        if degraded {
+            if !entry.state.is_degraded() {
+                self.metrics.textures_degraded.incr();
+            }
+            entry.state.mark_degraded();
+            self.metrics.chunks_filled.add(u64::from(out.filled));
+        }
+        let (segments, derived_degraded) = segments_of(format, &entry, unit, out, degraded);
+        let added: Vec<(u64, Bytes)> = segments
+            .into_iter()
+            .flat_map(|(at, bytes)| entry.state.insert(at, bytes))
+            .collect();
+        self.metrics.units_built.incr();
+        self.metrics
+            .bytes_produced
+            .add(added.iter().map(|(_, b)| b.len() as u64).sum());
+        self.registry.reweigh(&entry);
+        if !degraded && !derived_degraded && !added.is_empty() {
+            self.store(&entry, added);
+        }
+        if degraded {
+            UnitOutcome::Degraded
+        } else {
+            UnitOutcome::Built
+        }
+    }
+
+    /// A build slot of the unit's class; a background unit that a reader
+    /// joins while it waits asks again as live.
+    async fn build_slot(&self, urgency: &mut watch::Receiver<Urgency>) -> crate::sched::Permit {
+        loop {
+            if class_of(urgency) == WorkClass::Live {
+                return self.builds.acquire(WorkClass::Live).await;
+            }
+            tokio::select! {
+                permit = self.builds.acquire(WorkClass::Background) => return permit,
+                () = super::promoted(urgency) => {}
+            }
+        }
+    }
+
+    /// When the unit's downloads end, given its urgency now.
+    fn download_deadline(&self, started: Instant, urgency: &watch::Receiver<Urgency>) -> Instant {
+        match *urgency.borrow() {
+            Some(read_deadline) => {
+                let margin = self.config.read_bound / 5;
+                read_deadline.checked_sub(margin).unwrap_or(read_deadline)
+            }
+            None => started + self.config.background_budget,
+        }
+    }
+
+    /// Every chunk of the unit, downloaded or stood in for, by the deadline.
+    async fn unit_inputs(
+        self: &Arc<Self>,
+        entry: &Arc<TextureEntry>,
+        unit: Unit,
+        started: Instant,
+        urgency: &mut watch::Receiver<Urgency>,
+    ) -> Vec<ChunkInput> {
+        let chunks = unit.chunks(entry.id());
+        let mut images: Vec<Option<Bytes>> = vec![None; chunks.len()];
+        // Stand-ins that arrived, per chunk: (depth, image).
+        let mut stand_ins: Vec<Option<(u8, Bytes)>> = vec![None; chunks.len()];
+        let mut stand_ins_started = vec![false; chunks.len()];
+        let mut pending: FuturesUnordered<Arrival> = FuturesUnordered::new();
+        for (i, &chunk) in chunks.iter().enumerate() {
+            if let Some(held) = (unit == Unit::Low)
+                .then(|| entry.stand_in(&chunk))
+                .flatten()
+            {
+                images[i] = Some(held);
+                continue;
+            }
+            let claim = self.downloads.claim(chunk, *urgency.borrow());
+            pending.push(async move { (i, 0u8, claim.wait().await.ok().flatten()) }.boxed());
+        }
+        loop {
+            let deadline = self.download_deadline(started, urgency);
+            let halfway = started + (deadline.saturating_duration_since(started) / 2);
+            let unanswered = |i: usize, images: &[Option<Bytes>]| images[i].is_none();
+            if (0..chunks.len()).all(|i| !unanswered(i, &images)) || pending.is_empty() {
+                break;
+            }
+            tokio::select! {
+                arrival = pending.next() => {
+                    let Some((i, depth, image)) = arrival else { break };
+                    match (depth, image) {
+                        (0, Some(image)) => {
+                            if unit == Unit::Low {
+                                entry.keep_stand_in(chunks[i], image.clone());
+                            }
+                            images[i] = Some(image);
+                        }
+                        (0, None) => {
+                            if !stand_ins_started[i] {
+                                stand_ins_started[i] = true;
+                                pending.extend(self.stand_in_claims(entry, chunks[i], i, *urgency.borrow()));
+                            }
+                        }
+                        (depth, Some(image)) => {
+                            entry.keep_stand_in(chunks[i].ancestor(depth), image.clone());
+                            if stand_ins[i].as_ref().is_none_or(|(d, _)| depth < *d) {
+                                stand_ins[i] = Some((depth, image));
+                            }
+                        }
+                        (_, None) => {}
+                    }
+                }
+                () = tokio::time::sleep_until(halfway), if stand_ins_started.iter().any(|s| !s) => {
+                    for i in 0..chunks.len() {
+                        if images[i].is_none() && !stand_ins_started[i] {
+                            stand_ins_started[i] = true;
+                            pending.extend(self.stand_in_claims(entry, chunks[i], i, *urgency.borrow()));
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    // Unless a reader moved the deadline meanwhile.
+                    if self.download_deadline(started, urgency) <= Instant::now() {
+                        self.metrics.units_cut_by_deadline.incr();
+                        break;
+                    }
+                }
+                () = super::changed(urgency) => {}
+            }
+        }
+        // What is still pending is dropped here: nobody waits for it now.
+        drop(pending);
+        chunks
+            .iter()
+            .zip(images)
+            .zip(stand_ins)
+            .map(|((&chunk, image), stand_in)| match image {
+                Some(image) => ChunkInput::Image(image),
+                None => fallback::chunk_stand_in(
+                    entry,
+                    chunk,
+                    stand_in,
+                    self.downloads.provider().max_zoom(),
+                ),
+            })
+            .collect()
+    }
+
+    /// The downloads of the lower-zoom chunks that could stand in for
+    /// chunk `index`, nearest first, except those the texture holds.
+    fn stand_in_claims(
+        &self,
+        entry: &TextureEntry,
+        chunk: ChunkCoord,
+        index: usize,
+        urgency: Urgency,
+    ) -> Vec<Arrival> {
+        fallback::stand_in_depths(chunk, self.downloads.provider().max_zoom())
+            .into_iter()
+            .filter(|&depth| entry.stand_in(&chunk.ancestor(depth)).is_none())
+            .map(|depth| {
+                let claim = self.downloads.claim(chunk.ancestor(depth), urgency);
+                async move { (index, depth, claim.wait().await.ok().flatten()) }.boxed()
+            })
+            .collect()
+    }
+
+    /// Writes finished, real-imagery bytes to the disk cache in the
+    /// background, at most [`MAX_PENDING_WRITES`] at a time.
+    fn store(&self, entry: &TextureEntry, added: Vec<(u64, Bytes)>) {
+        let Some(disk) = &self.disk else { return };
+        let Ok(permit) = Arc::clone(&self.pending_writes).try_acquire_owned() else {
+            self.metrics.disk_writes_dropped.incr();
+            tracing::debug!(texture = %entry.id(), "disk writes are backed up; not storing this part");
+            return;
+        };
+        let (disk, key) = (Arc::clone(disk), entry.key());
+        self.disk_writes.spawn(async move {
+            disk.append(key, added).await;
+            drop(permit);
+        });
+    }
+}
+
+/// The byte segments a built unit adds, and whether derived low levels
+/// include degraded strips.
+fn segments_of(
+    format: DdsFormat,
+    entry: &TextureEntry,
+    unit: Unit,
+    out: StripOutput,
+    degraded: bool,
+) -> (Vec<(u64, Bytes)>, bool) {
+    let mut segments = Vec::new();
+    let mut derived_degraded = false;
+    match unit {
+        Unit::Strip { level, strip } => {
+            let mut levels = out.levels.into_iter().map(Bytes::from);
+            segments.push((
+                unit.range(format).start,
+                levels.next().expect("a strip's own level"),
+            ));
+            for below in level + 1..LOW_LEVEL {
+                let at = plan::derived_range(format, level, strip, below).start;
+                segments.push((at, levels.next().expect("a strip's derived level")));
+            }
+            if level == 0 {
+                let part = LowPart {
+                    rows: levels.take(3).collect(),
+                    band: out.band,
+                    degraded,
+                };
+                if let Some(parts) = entry.state.add_low_part(strip as usize, part) {
+                    derived_degraded = parts.iter().any(|p| p.degraded);
+                    segments.push((Unit::Low.range(format).start, derive_low(format, &parts)));
+                }
+            }
+        }
+        Unit::Low => {
+            let tail = build::build_tail(format, LOW_LEVEL, &[out.band]);
+            let low: Vec<u8> = out.levels.into_iter().chain(tail).flatten().collect();
+            segments.push((unit.range(format).start, Bytes::from(low)));
+        }
+    }
+    (segments, derived_degraded)
+}
+
+/// Levels 4..=12 from the 16 level-0 strips' parts: their rows of levels 4
+/// to 6 in order, then the tail from their bands.
+fn derive_low(format: DdsFormat, parts: &[LowPart]) -> Bytes {
+    let mut low = Vec::with_capacity(
+        (layout::file_size(format) - layout::level_offset(format, LOW_LEVEL)) as usize,
+    );
+    for level in 0..3 {
+        for part in parts {
+            low.extend_from_slice(&part.rows[level]);
+        }
+    }
+    let bands: Vec<Vec<u8>> = parts.iter().map(|p| p.band.clone()).collect();
+    for level in build::build_tail(format, 0, &bands) {
+        low.extend_from_slice(&level);
+    }
+    Bytes::from(low)
+}
