@@ -11,10 +11,20 @@
 //! The index of what is on disk lives in memory, is built by one directory
 //! scan at start (names and sizes, no reads), and drives least-recently-used
 //! eviction on a background thread whenever the bound is exceeded.
+//!
+//! Several processes may share the folder at once (two `start`s, a
+//! `prefetch` beside a flight). Every access to a file holds an advisory
+//! lock on it (`flock`): appends and the cutting of a damaged tail hold it
+//! exclusively, loads hold it shared, and eviction skips a file someone
+//! holds. So a load never sees a record half-written by another process, and
+//! a tail is cut only when nobody can be writing it. A new file appears
+//! under its real name by a link that fails if the name exists, so two
+//! creators never replace each other's records.
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -157,25 +167,40 @@ impl DiskCache {
 
     fn load_checked(&self, key: TextureKey) -> Option<Vec<(u64, Bytes)>> {
         let path = self.path(&key);
-        let data = Bytes::from(fs::read(&path).ok()?);
-        let (records, good_len) = parse_records(&data, self.format);
-        if records.is_empty() {
-            tracing::warn!(path = %path.display(), "dropping an invalid cache file");
-            let _ = fs::remove_file(&path);
+        let Ok(file) = fs::OpenOptions::new().read(true).write(true).open(&path) else {
             self.lock().remove(&key);
             return None;
+        };
+        let mut data = Vec::new();
+        {
+            let _shared = FileLock::shared(&file).ok()?;
+            (&file).read_to_end(&mut data).ok()?;
         }
+        let data = Bytes::from(data);
+        let (records, good_len) = parse_records(&data, self.format);
         if good_len < data.len() {
-            tracing::warn!(path = %path.display(), good_len, "cutting a damaged cache file");
-            if let Ok(file) = fs::OpenOptions::new().write(true).open(&path) {
-                let _ = file.set_len(good_len as u64);
+            // Cut the damaged tail (or drop a file with nothing valid),
+            // unless it grew meanwhile: a writer of another process was
+            // appending when we read.
+            if let Ok(_exclusive) = FileLock::exclusive(&file) {
+                if file.metadata().is_ok_and(|m| m.len() == data.len() as u64) {
+                    if records.is_empty() {
+                        tracing::warn!(path = %path.display(), "dropping an invalid cache file");
+                        let _ = fs::remove_file(&path);
+                        self.lock().remove(&key);
+                    } else {
+                        tracing::warn!(path = %path.display(), good_len, "cutting a damaged cache file");
+                        let _ = file.set_len(good_len as u64);
+                    }
+                }
             }
+        }
+        if records.is_empty() {
+            return None;
         }
         let now = SystemTime::now();
         // Recency survives restarts through the file's mtime.
-        if let Ok(file) = fs::File::options().append(true).open(&path) {
-            let _ = file.set_modified(now);
-        }
+        let _ = file.set_modified(now);
         self.lock().insert(
             key,
             Entry {
@@ -203,12 +228,14 @@ impl DiskCache {
         if !path.exists() {
             self.create_file(&key, &path)?;
         }
-        let mut file = fs::OpenOptions::new().append(true).open(&path)?;
-        for (offset, bytes) in parts {
-            // One write per record: concurrent appenders never interleave.
-            file.write_all(&encode_record(*offset, bytes))?;
-        }
-        let size = file.metadata()?.len();
+        let file = fs::OpenOptions::new().append(true).open(&path)?;
+        let size = {
+            let _exclusive = FileLock::exclusive(&file)?;
+            for (offset, bytes) in parts {
+                (&file).write_all(&encode_record(*offset, bytes))?;
+            }
+            file.metadata()?.len()
+        };
         self.lock().insert(
             key,
             Entry {
@@ -234,14 +261,12 @@ impl DiskCache {
             let mut file = fs::File::create(&temp)?;
             file.write_all(&file_header(self.format))?;
             // Another writer may have created it meanwhile: keep theirs.
-            if path.exists() {
-                return fs::remove_file(&temp);
+            match fs::hard_link(&temp, path) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+                _ => Ok(()),
             }
-            fs::rename(&temp, path)
         })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
-        }
+        let _ = fs::remove_file(&temp);
         result
     }
 
@@ -278,10 +303,13 @@ impl DiskCache {
             if self.lock().total <= target {
                 break;
             }
-            match fs::remove_file(self.path(&key)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
+            let path = self.path(&key);
+            // A file someone is writing or reading now is not evicted.
+            if let Ok(file) = fs::File::open(&path) {
+                let Ok(_exclusive) = FileLock::try_exclusive(&file) else {
+                    continue;
+                };
+                if let Err(e) = fs::remove_file(&path) {
                     tracing::warn!(error = %e, "could not evict a cache file");
                     continue;
                 }
@@ -331,8 +359,9 @@ fn encode_record(offset: u64, bytes: &[u8]) -> Vec<u8> {
 }
 
 /// The valid records of a file and the length up to the last valid one.
-/// A record must lie inside the texture's data and not overlap another.
-/// The records share `data`'s one buffer (no copies).
+/// A record must lie inside the texture's data; one that repeats bytes an
+/// earlier record holds (two processes stored the same part) is skipped,
+/// not taken for damage. The records share `data`'s one buffer (no copies).
 fn parse_records(data: &Bytes, format: DdsFormat) -> (Vec<(u64, Bytes)>, usize) {
     if data.len() < FILE_HEADER_LEN || data[..FILE_HEADER_LEN] != file_header(format) {
         return (Vec::new(), 0);
@@ -340,28 +369,74 @@ fn parse_records(data: &Bytes, format: DdsFormat) -> (Vec<(u64, Bytes)>, usize) 
     let size = layout::file_size(format);
     let mut records: Vec<(u64, Bytes)> = Vec::new();
     let mut at = FILE_HEADER_LEN;
-    while data.len() >= at + RECORD_HEADER_LEN {
-        let h = &data[at..at + RECORD_HEADER_LEN];
-        let offset = u64::from_le_bytes(h[4..12].try_into().expect("8 bytes"));
-        let len = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(h[16..20].try_into().expect("4 bytes"));
-        let body = at + RECORD_HEADER_LEN;
-        let valid = &h[..4] == RECORD_MAGIC
-            && data.len() >= body + len
-            && offset >= layout::HEADER_LEN
-            && offset + len as u64 <= size
-            && crc32fast::hash(&data[body..body + len]) == crc
-            && !records
-                .iter()
-                .any(|(o, b)| offset < o + b.len() as u64 && *o < offset + len as u64);
-        if !valid {
-            break;
+    while let Some(record) = parse_record(data, at, size) {
+        let (offset, body, next) = record;
+        let end = offset + body.len() as u64;
+        let repeats = records
+            .iter()
+            .any(|(o, b)| offset < o + b.len() as u64 && *o < end);
+        if !repeats {
+            records.push((offset, body));
         }
-        records.push((offset, data.slice(body..body + len)));
-        at = body + len;
+        at = next;
     }
-    let good_len = if records.is_empty() { 0 } else { at };
-    (records, good_len)
+    (records, at)
+}
+
+/// The record at `at`: its file offset, its bytes and where the next record
+/// starts, if it is whole, checked and inside a file of `size` bytes. All
+/// arithmetic on what the file says is checked: a corrupt length is a bad
+/// record, never a wrap-around.
+fn parse_record(data: &Bytes, at: usize, size: u64) -> Option<(u64, Bytes, usize)> {
+    let h = data.get(at..at.checked_add(RECORD_HEADER_LEN)?)?;
+    if &h[..4] != RECORD_MAGIC {
+        return None;
+    }
+    let offset = u64::from_le_bytes(h[4..12].try_into().ok()?);
+    let len = u32::from_le_bytes(h[12..16].try_into().ok()?);
+    let crc = u32::from_le_bytes(h[16..20].try_into().ok()?);
+    let body_start = at + RECORD_HEADER_LEN;
+    let body_end = body_start.checked_add(usize::try_from(len).ok()?)?;
+    let body = data.get(body_start..body_end)?;
+    let inside = offset >= layout::HEADER_LEN
+        && offset
+            .checked_add(u64::from(len))
+            .is_some_and(|end| end <= size);
+    (inside && crc32fast::hash(body) == crc)
+        .then(|| (offset, data.slice(body_start..body_end), body_end))
+}
+
+/// An advisory lock on a whole file, released on drop.
+struct FileLock<'a>(&'a fs::File);
+
+impl<'a> FileLock<'a> {
+    fn shared(file: &'a fs::File) -> io::Result<Self> {
+        Self::take(file, libc::LOCK_SH)
+    }
+
+    fn exclusive(file: &'a fs::File) -> io::Result<Self> {
+        Self::take(file, libc::LOCK_EX)
+    }
+
+    fn try_exclusive(file: &'a fs::File) -> io::Result<Self> {
+        Self::take(file, libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    fn take(file: &'a fs::File, operation: i32) -> io::Result<Self> {
+        // SAFETY: flock on a file descriptor this `File` owns.
+        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+            Ok(FileLock(file))
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: as above; unlocking cannot fail in a way we could act on.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
 }
 
 /// Builds the index from file names and metadata alone; deletes temp files
@@ -521,5 +596,103 @@ mod tests {
         let cache = open(dir.path(), 1 << 30);
         assert_eq!(cache.stats().entries, 1);
         assert!(!zoom.join(format!(".1_2.3.4{TEMP_SUFFIX}")).exists());
+    }
+
+    #[tokio::test]
+    async fn a_repeated_record_does_not_cut_off_the_ones_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 1 << 30);
+        let p = parts(3);
+        cache.append(key(0), p[..1].to_vec()).await;
+        // Another process stored the same part, then the next one.
+        cache.append(key(0), p[..1].to_vec()).await;
+        cache.append(key(0), p[1..].to_vec()).await;
+        assert_eq!(cache.load(key(0)).await.unwrap(), p);
+        let len = fs::metadata(cache.path(&key(0))).unwrap().len();
+        assert_eq!(
+            len as usize,
+            FILE_HEADER_LEN + 3 * RECORD_HEADER_LEN + 2 * 5000 + 300,
+            "nothing was cut"
+        );
+    }
+
+    #[test]
+    fn lengths_and_offsets_from_disk_are_checked() {
+        let size = layout::file_size(DdsFormat::Bc1);
+        let mut file = file_header(DdsFormat::Bc1).to_vec();
+        let good = encode_record(128, &[1u8; 64]);
+        file.extend_from_slice(&good);
+        // An offset that would wrap past u64::MAX with its length.
+        let mut wrapping = encode_record(u64::MAX - 10, &[2u8; 64]);
+        file.extend_from_slice(&wrapping);
+        let data = Bytes::from(file.clone());
+        let (records, good_len) = parse_records(&data, DdsFormat::Bc1);
+        assert_eq!(records.len(), 1);
+        assert_eq!(good_len, FILE_HEADER_LEN + good.len());
+        // A length far past the end of the file.
+        wrapping[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        file.truncate(good_len);
+        file.extend_from_slice(&wrapping);
+        let (records, _) = parse_records(&Bytes::from(file), DdsFormat::Bc1);
+        assert_eq!(records.len(), 1);
+        // A record that ends past the texture.
+        let past = encode_record(size - 10, &[3u8; 64]);
+        assert!(parse_record(&Bytes::from(past), 0, size).is_none());
+    }
+
+    #[test]
+    fn two_caches_on_one_folder_never_serve_torn_records() {
+        // Two caches opened on one folder stand for two processes: the file
+        // locks are per open file, so they exclude each other the same way.
+        let dir = tempfile::tempdir().unwrap();
+        let writer = open(dir.path(), 1 << 30);
+        let reader = open(dir.path(), 1 << 30);
+        // Big records make a torn read likely if the locks did not hold.
+        let records: Vec<(u64, Bytes)> = (0..24u64)
+            .map(|i| (128 + i * 200_000, Bytes::from(vec![i as u8 + 1; 200_000])))
+            .collect();
+        let expected = records.clone();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for record in records {
+                    writer.append_records(key(0), &[record]).unwrap();
+                }
+            });
+            scope.spawn(|| {
+                for _ in 0..200 {
+                    // The reader's index learns of the file from the writer's folder.
+                    reader.lock().insert(
+                        key(0),
+                        Entry {
+                            size: 0,
+                            last_used: SystemTime::now(),
+                        },
+                    );
+                    if let Some(loaded) = reader.load_checked(key(0)) {
+                        assert_eq!(
+                            loaded[..],
+                            expected[..loaded.len()],
+                            "only whole records, in order"
+                        );
+                    }
+                }
+            });
+        });
+        assert_eq!(reader.load_checked(key(0)).unwrap(), expected);
+    }
+
+    #[test]
+    fn eviction_skips_a_file_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 1);
+        cache.append_records(key(0), &parts(1)).unwrap();
+        let path = cache.path(&key(0));
+        let busy = fs::File::open(&path).unwrap();
+        let held = FileLock::exclusive(&busy).unwrap();
+        cache.evict();
+        assert!(path.exists(), "a file being written is not evicted");
+        drop(held);
+        cache.evict();
+        assert!(!path.exists());
     }
 }
