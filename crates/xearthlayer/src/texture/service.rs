@@ -35,8 +35,6 @@ use crate::metrics::Metrics;
 use crate::provider::TileProvider;
 use crate::sched::ClassedPermits;
 
-/// A texture with stand-in chunks is built again (for new opens) after this long.
-const DEGRADED_RETRY: Duration = Duration::from_secs(10);
 /// Disk writes waiting at once; past this, parts are not stored (they are
 /// built again if read again after eviction).
 const MAX_PENDING_WRITES: usize = 256;
@@ -51,6 +49,9 @@ pub struct ServiceConfig {
     pub read_bound: Duration,
     /// How long background work (read-ahead, prefetch) downloads a unit.
     pub background_budget: Duration,
+    /// A texture served with stand-ins is built again for new opens once
+    /// this long has passed (a short back-off, so failures do not stick).
+    pub retry_degraded_after: Duration,
     /// Concurrent CPU jobs (decode, mips, encode); defaults to the cores.
     pub cpu_threads: usize,
     /// Units (strips, low levels) being built at once, downloads included.
@@ -79,6 +80,7 @@ impl Default for ServiceConfig {
             format: DdsFormat::Bc1,
             read_bound: DEFAULT_READ_BOUND,
             background_budget: Duration::from_secs(30),
+            retry_degraded_after: Duration::from_secs(10),
             cpu_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_builds: 256,
             max_background_builds: 64,
@@ -171,7 +173,7 @@ impl TextureService {
                     max_builds,
                     config.max_background_builds.min(max_builds),
                 ),
-                registry: Registry::new(config.memory_cache_bytes, DEGRADED_RETRY),
+                registry: Registry::new(config.memory_cache_bytes, config.retry_degraded_after),
                 placeholder: Bytes::from(build::placeholder(config.format)),
                 downloads: Downloads::new(http, provider),
                 disk,
