@@ -301,3 +301,62 @@ mod tests {
         assert_eq!(s.add_low_part(15, part).map(|p| p.len()), Some(16));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SIZE: u64 = 11_184_952;
+
+    /// Segments (start, length, fill byte) inside the file after the header.
+    fn segment() -> impl Strategy<Value = (u64, u64, u8)> {
+        (layout::HEADER_LEN..SIZE - 1, 1u64..200_000, 1u8..=255)
+            .prop_map(|(start, len, fill)| (start, len.min(SIZE - start), fill))
+    }
+
+    proptest! {
+        /// Segments added in any order, reads of any range: a read is
+        /// always full length, a served byte never changes, and a byte is
+        /// the first segment's that covered it.
+        #[test]
+        fn served_bytes_never_change(
+            segments in proptest::collection::vec(segment(), 1..12),
+            reads in proptest::collection::vec((0..SIZE + 10, 0u64..300_000), 1..12),
+        ) {
+            let state = TextureState::new(DdsFormat::Bc1);
+            let placeholder = Bytes::from(vec![0u8; SIZE as usize]);
+            let mut model = vec![0u8; SIZE as usize];
+            let mut served: Vec<(u64, Bytes)> = Vec::new();
+            let mut reads = reads.into_iter();
+            for (start, len, fill) in segments {
+                state.insert(start, Bytes::from(vec![fill; len as usize]));
+                for b in &mut model[start as usize..(start + len) as usize] {
+                    if *b == 0 {
+                        *b = fill;
+                    }
+                }
+                if let Some((at, len)) = reads.next() {
+                    let range = at..at.saturating_add(len);
+                    let bytes = state.read(range.clone(), &placeholder);
+                    let (s, e) = (range.start.min(SIZE), range.end.min(SIZE));
+                    prop_assert_eq!(bytes.len() as u64, e - s);
+                    prop_assert!(bytes[..] == model[s as usize..e as usize]);
+                    prop_assert_eq!(
+                        state.is_built(s..e),
+                        model[(s.max(layout::HEADER_LEN) as usize).min(e as usize)..e as usize]
+                            .iter()
+                            .all(|&b| b != 0)
+                    );
+                    served.push((s, bytes));
+                }
+            }
+            for (s, bytes) in served {
+                let again = state.read(s..s + bytes.len() as u64, &placeholder);
+                for (i, (&was, &now)) in bytes.iter().zip(again.iter()).enumerate() {
+                    prop_assert!(was == 0 || was == now, "byte {} changed", s + i as u64);
+                }
+            }
+        }
+    }
+}
