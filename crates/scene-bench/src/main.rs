@@ -21,6 +21,7 @@
 //! child process), [`measure`] (one run), [`report`] (Markdown), [`chart`].
 
 mod chart;
+mod faults;
 mod measure;
 mod procfs;
 mod report;
@@ -134,6 +135,11 @@ struct Args {
     /// A run that takes longer fails (the service is killed).
     #[arg(long, default_value_t = 600)]
     run_limit_s: u64,
+    /// The fault scenario instead of the four runs: a burst while the
+    /// provider stalls, 404s and hangs, then a healthy burst in the same
+    /// service against a fresh one (see `faults.rs`). Label "faults".
+    #[arg(long)]
+    faults: bool,
     /// Varies the imagery server's latency draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -186,10 +192,16 @@ impl WorkDir {
 }
 
 fn run(args: &Args) -> BenchResult {
-    let label = args
-        .label
-        .clone()
-        .unwrap_or_else(|| if args.quick { "quick" } else { "default" }.to_string());
+    let label = args.label.clone().unwrap_or_else(|| {
+        if args.faults {
+            "faults"
+        } else if args.quick {
+            "quick"
+        } else {
+            "default"
+        }
+        .to_string()
+    });
     let textures = args
         .textures
         .unwrap_or(if args.quick { QUICK_TEXTURES } else { TEXTURES });
@@ -268,6 +280,25 @@ fn run(args: &Args) -> BenchResult {
         Duration::from_millis(args.jitter_ms),
     );
     bench.server.set_bandwidth(bandwidth);
+    if args.faults {
+        let runs = bench.fault_runs(
+            Duration::from_millis(args.latency_ms),
+            Duration::from_millis(args.jitter_ms),
+        )?;
+        let command = std::iter::once("scene-bench".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let bound = args
+            .service_arg
+            .windows(2)
+            .find(|w| w[0] == "--timeout")
+            .map_or("the default, 5 s".to_string(), |w| format!("{} s", w[1]));
+        let block = faults::markdown(&command, &runs, &bound);
+        println!("{block}");
+        report::write_block(&args.out, &label, &block)?;
+        return Ok(());
+    }
     let runs = bench.runs()?;
     drop(bench);
 

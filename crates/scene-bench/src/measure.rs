@@ -55,6 +55,8 @@ pub struct RunResult {
     pub p50: Duration,
     pub p95: Duration,
     pub p99: Duration,
+    /// The slowest texture, stat to last byte.
+    pub slowest: Duration,
     /// Seconds from the start at which each texture was done, sorted.
     pub completions: Vec<f64>,
     pub peak_generations: u64,
@@ -171,6 +173,12 @@ pub fn measure(
         p50: burst.percentile(50.0),
         p95: burst.percentile(95.0),
         p99: burst.percentile(99.0),
+        slowest: burst
+            .reads
+            .iter()
+            .map(|r| r.latency)
+            .max()
+            .unwrap_or_default(),
         completions: burst.completion_times(),
         peak_generations: after.get("peak_generations_in_flight"),
         peak_requests_in_flight: after.get("peak_requests_in_flight"),

@@ -258,6 +258,14 @@ fn stats_lines(dump: u64, m: &MetricsSnapshot, memory_bytes: u64) -> String {
     put("bytes_read", m.bytes_read);
     put("bytes_produced", m.bytes_produced);
     put("units_built", m.units_built);
+    put("reads_stood_in", m.reads_stood_in);
+    put("reads_past_bound", m.reads_past_bound);
+    put("units_cut_by_deadline", m.units_cut_by_deadline);
+    put("builds_failed", m.builds_failed);
+    put("background_builds_in_flight", m.background_builds_in_flight);
+    put("background_discarded", m.background_discarded);
+    put("prefetches", m.prefetches);
+    put("disk_writes_dropped", m.disk_writes_dropped);
     for (level, reads) in m.reads_by_level.iter().enumerate() {
         put(&format!("reads_by_level_{level}"), *reads);
     }
