@@ -61,6 +61,14 @@ fn mount_blocker() -> Option<String> {
 }
 
 fn user_mount_blocker() -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata("/dev/fuse").map_or(0, |md| md.permissions().mode());
+    if mode & 0o006 != 0o006 {
+        return Some(format!(
+            "/dev/fuse is {:o}, not open to other users, and fusermount3 opens it with the user's rights (`chmod 0666 /dev/fuse`, as desktops have it; .ci/run does)",
+            mode & 0o777
+        ));
+    }
     match user_mount::fusermount3() {
         None => Some("fusermount3 is not installed (package fuse3)".into()),
         Some(path) if !user_mount::is_setuid_root(&path) => {

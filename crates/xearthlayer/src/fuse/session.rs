@@ -95,6 +95,8 @@ pub enum MountError {
     StaleMount { path: PathBuf, detail: String },
     #[error("not permitted to mount at {path} ({source}): as root this is a mount(2) of our own; check that no security policy (a container without CAP_SYS_ADMIN) forbids it, or run as your own user to mount through fusermount3")]
     NotPermitted { path: PathBuf, source: io::Error },
+    #[error("/dev/fuse cannot be opened by this user ({0}), and fusermount3 opens it with the user's rights: make it usable with `sudo chmod 0666 /dev/fuse` (desktops' udev rule sets 0666; the fuse3 package's rule does too), or run as root")]
+    FuseDeviceDenied(io::Error),
     #[error("mounting as a user needs fusermount3, which is not installed: install the fuse3 package (`sudo apt install fuse3`)")]
     NoFusermount,
     #[error("fusermount3 at {0} is not setuid root, so it cannot mount for a user: reinstall it (`sudo apt install --reinstall fuse3`) or `sudo chmod u+s {0}`")]
@@ -295,10 +297,11 @@ impl Drop for MountSession {
     }
 }
 
-/// What a user mount needs before `fusermount3` is asked: the helper
-/// installed and setuid root, and `user_allow_other` if `allow_other` is
+/// What a user mount needs before `fusermount3` is asked: `/dev/fuse` open
+/// to the user, the helper installed and setuid root, and `user_allow_other` if `allow_other` is
 /// asked for (`fusermount3` would refuse it with a terse message).
 fn check_user_mount(opts: &MountConfig) -> Result<(), MountError> {
+    user_mount::can_open_device(Path::new("/dev/fuse")).map_err(MountError::FuseDeviceDenied)?;
     let binary = user_mount::fusermount3().ok_or(MountError::NoFusermount)?;
     if !user_mount::is_setuid_root(&binary) {
         return Err(MountError::FusermountNotSetuid(binary));

@@ -6,7 +6,9 @@
 //! mount again (`-u`, or `-uz` to detach a busy one lazily). What a user
 //! may ask for is set in `/etc/fuse.conf`: `user_allow_other` lets a user
 //! mount with `allow_other`, `mount_max` caps the user mounts (1000 when
-//! unset). Both `doctor` and [`mount`](super::mount) read it from here.
+//! unset). `fusermount3` opens `/dev/fuse` with the user's own rights, so
+//! the device must be open to that user (`0666`, as desktops' udev rules
+//! make it). Both `doctor` and [`mount`](super::mount) check all this here.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -76,6 +78,17 @@ pub fn mounts_as_user() -> bool {
 /// `fusermount3` on `PATH`, if installed.
 pub fn fusermount3() -> Option<PathBuf> {
     which::which("fusermount3").ok()
+}
+
+/// Whether this user can open the FUSE device at `path` for reading and
+/// writing. `fusermount3` opens it with the user's rights, not root's:
+/// desktops make it `0666` (udev), some containers leave it `0600`.
+pub fn can_open_device(path: &Path) -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map(drop)
 }
 
 /// Whether the file at `path` is owned by root and setuid, as
