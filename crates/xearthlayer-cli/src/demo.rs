@@ -89,7 +89,11 @@ pub async fn run(args: DemoArgs) -> CliResult {
         spec.lat,
         spec.lon,
         package.root.display(),
-        if args.dir.is_some() { "" } else { " (temporary)" }
+        if args.dir.is_some() {
+            ""
+        } else {
+            " (temporary)"
+        }
     );
 
     let latency = Duration::from_millis(args.latency_ms);

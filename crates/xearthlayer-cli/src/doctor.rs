@@ -519,7 +519,10 @@ mod tests {
         assert_eq!(fuse_module(listed).level, Level::Ok);
         let missing = fuse_module("nodev\tsysfs\n\tfuseblk\n");
         assert_eq!(missing.level, Level::Problem);
-        assert!(missing.to_string().contains("sudo modprobe fuse"), "{missing}");
+        assert!(
+            missing.to_string().contains("sudo modprobe fuse"),
+            "{missing}"
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("fuse.conf");
@@ -535,7 +538,10 @@ mod tests {
         let not_setuid = fusermount3(Some(dir.path().as_os_str()), false);
         assert_eq!(not_setuid.level, Level::Problem);
         assert!(not_setuid.to_string().contains("chmod u+s"), "{not_setuid}");
-        assert_eq!(fusermount3(Some(dir.path().as_os_str()), true).level, Level::Warning);
+        assert_eq!(
+            fusermount3(Some(dir.path().as_os_str()), true).level,
+            Level::Warning
+        );
     }
 
     #[test]

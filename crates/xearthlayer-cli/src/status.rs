@@ -45,10 +45,7 @@ pub fn spawn_reporter(
             let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
             if live {
                 let width = terminal_width();
-                let block = fit(
-                    &live_block(&last.1, &now.1, secs, &service, &mounts),
-                    width,
-                );
+                let block = fit(&live_block(&last.1, &now.1, secs, &service, &mounts), width);
                 // Move up over the previous block and clear it, then redraw.
                 let rows = rows_taken(&drawn, width.max(1));
                 let mut out = io::stdout().lock();
@@ -88,10 +85,7 @@ fn fit(block: &str, width: usize) -> String {
 /// Screen rows that lines of these widths take in a terminal `width`
 /// columns wide (a line wider than the terminal wraps onto more rows).
 fn rows_taken(line_widths: &[usize], width: usize) -> usize {
-    line_widths
-        .iter()
-        .map(|&w| w.div_ceil(width).max(1))
-        .sum()
+    line_widths.iter().map(|&w| w.div_ceil(width).max(1)).sum()
 }
 
 /// The live view: service-wide rates, the read-path economy, each mount.

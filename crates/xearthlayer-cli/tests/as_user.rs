@@ -246,7 +246,9 @@ fn start_as_a_user_serves_that_user_and_unmounts_on_sigint() {
     assert!(header.status.success(), "{header:?}");
     assert_eq!(header.stdout.len(), 65536);
     assert!(header.stdout.starts_with(b"DDS "));
-    let dsf = w.mnt.join(w.package.dsf.strip_prefix(&w.package.root).unwrap());
+    let dsf = w
+        .mnt
+        .join(w.package.dsf.strip_prefix(&w.package.root).unwrap());
     let copy = w.dir.read(&dsf, 0, 1 << 20);
     assert_eq!(copy.stdout, std::fs::read(&w.package.dsf).unwrap());
     // Owner and modes that make sense for that user.
@@ -284,12 +286,7 @@ fn start_as_a_user_clears_its_own_mount_left_by_sigkill() {
     first.signal(libc::SIGKILL);
     first.child.wait().unwrap();
     assert!(is_mounted(&w.mnt), "SIGKILL leaves the dead mount behind");
-    let dead = w
-        .dir
-        .command("stat")
-        .arg(w.texture(0))
-        .output()
-        .unwrap();
+    let dead = w.dir.command("stat").arg(w.texture(0)).output().unwrap();
     assert!(
         String::from_utf8_lossy(&dead.stderr).contains("not connected"),
         "{dead:?}"

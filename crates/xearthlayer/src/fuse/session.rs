@@ -462,7 +462,8 @@ fn clear_stale(mountpoint: &Path) -> Result<(), MountError> {
     let detached = if user_mount::mounts_as_user() {
         user_mount::detach(mountpoint)
     } else {
-        umount(mountpoint, libc::MNT_DETACH).map_err(|err| io::Error::other(format!("umount2: {err}")))
+        umount(mountpoint, libc::MNT_DETACH)
+            .map_err(|err| io::Error::other(format!("umount2: {err}")))
     };
     detached.map_err(|err| MountError::StaleMount {
         path: mountpoint.to_path_buf(),
