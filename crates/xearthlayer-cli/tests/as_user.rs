@@ -429,3 +429,34 @@ fn demo_as_a_user_leaves_its_preview_where_it_says() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn allow_other_as_a_user_without_user_allow_other_names_the_line_and_file() {
+    if !can_mount_as_unprivileged() {
+        return;
+    }
+    let conf = xearthlayer::fuse::user_mount::FuseConf::read().unwrap();
+    assert!(
+        !conf.user_allow_other,
+        "this test needs /etc/fuse.conf without user_allow_other"
+    );
+    let w = StartWorld::new();
+    let out = w
+        .dir
+        .command(BIN)
+        .arg("start")
+        .arg("--source")
+        .arg(&w.package.root)
+        .arg("--mountpoint")
+        .arg(&w.mnt)
+        .args(["--url", &w.server.url_template(), "--allow-other"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the line `user_allow_other` in /etc/fuse.conf"),
+        "{err}"
+    );
+    assert!(!is_mounted(&w.mnt));
+}
