@@ -11,6 +11,7 @@
 //! preview is left where the user can open it: in `--dir`, else in
 //! `~/.xearthlayer/demo/` (the working folder is temporary).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,10 +126,16 @@ pub async fn run(args: DemoArgs) -> CliResult {
     let session = fuse::mount(fs, &mountpoint, &MountConfig::default()).await?;
     println!("3. mounted at {}", mountpoint.display());
 
-    let shown = tokio::select! {
-        shown = show(&args, &package, &mountpoint, &service, &server, &preview) => shown,
-        signal = &mut shutdown => Err(format!("{signal}: demo stopped").into()),
-    };
+    let shown = show(
+        &args,
+        &package,
+        &mountpoint,
+        &service,
+        &server,
+        &preview,
+        &mut shutdown,
+    )
+    .await;
     if shown.is_ok() && args.keep {
         println!(
             "\nStill mounted: browse {} (Ctrl-C to unmount and exit)",
@@ -161,7 +168,8 @@ fn preview_dir() -> CliResult<PathBuf> {
     Ok(dir)
 }
 
-/// Steps 4 and 5: the reads, cold then warm, the summary and the preview.
+/// Step 4: the reads, cold then warm, the summary and the preview; a
+/// signal stops it after the reads in flight.
 async fn show(
     args: &DemoArgs,
     package: &SamplePackage,
@@ -169,6 +177,7 @@ async fn show(
     service: &TextureService,
     server: &ImageryServer,
     preview: &Path,
+    shutdown: &mut (impl Future<Output = &'static str> + Unpin),
 ) -> CliResult {
     let paths: Vec<PathBuf> = package
         .textures
@@ -188,10 +197,10 @@ async fn show(
         args.readers
     );
     let before = service.metrics().snapshot();
-    let cold = read_with_progress("cold", &paths, &burst).await?;
+    let cold = read_with_progress("cold", &paths, &burst, shutdown).await?;
     let after_cold = service.metrics().snapshot();
     let cold_requests = server.stats();
-    let warm = read_with_progress("warm", &paths, &burst).await?;
+    let warm = read_with_progress("warm", &paths, &burst, shutdown).await?;
     let after_warm = service.metrics().snapshot();
 
     write_preview(&paths[0], service.format(), preview).await?;
@@ -212,11 +221,16 @@ async fn show(
     Ok(())
 }
 
-/// Runs one burst on a blocking thread while a progress bar follows it.
+/// Runs one burst on a blocking thread while a progress bar follows it. On
+/// a signal the burst still finishes before it returns: the
+/// readers are threads of this process, and a read the mount never answers
+/// would keep the process from ever exiting (its threads would wait on the
+/// kernel for our own FUSE session).
 async fn read_with_progress(
     label: &str,
     paths: &[PathBuf],
     config: &BurstConfig,
+    shutdown: &mut (impl Future<Output = &'static str> + Unpin),
 ) -> CliResult<BurstReport> {
     let bar = indicatif::ProgressBar::new(paths.len() as u64).with_style(
         indicatif::ProgressStyle::with_template(
@@ -227,10 +241,20 @@ async fn read_with_progress(
     );
     bar.set_prefix(label.to_string());
     let (paths, config, progress) = (paths.to_vec(), config.clone(), bar.clone());
-    let report = tokio::task::spawn_blocking(move || {
+    let mut burst = tokio::task::spawn_blocking(move || {
         run_burst_with(&paths, &config, |_: &TextureRead| progress.inc(1))
-    })
-    .await??;
+    });
+    let report = tokio::select! {
+        done = &mut burst => done??,
+        signal = shutdown => {
+            println!("\n{signal}: letting this pass of reads finish, then unmounting");
+            // The mount keeps serving meanwhile; the reads never fail, and
+            // each texture has a time budget, so this ends.
+            let _ = burst.await;
+            bar.abandon();
+            return Err(format!("{signal}: demo stopped").into());
+        }
+    };
     bar.finish();
     Ok(report)
 }

@@ -460,3 +460,32 @@ fn allow_other_as_a_user_without_user_allow_other_names_the_line_and_file() {
     );
     assert!(!is_mounted(&w.mnt));
 }
+
+#[test]
+fn demo_as_a_user_stopped_by_sigint_mid_read_unmounts_and_exits() {
+    if !can_mount_as_unprivileged() {
+        return;
+    }
+    let dir = UserDir::new();
+    dir.give();
+    let mut command = dir.command(BIN);
+    command.args(["demo", "--textures", "16", "--latency-ms", "100"]);
+    let mut demo = Running::spawn(command, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !demo.seen.iter().any(|l| l.starts_with("4. reading")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match demo.lines.recv_timeout(left) {
+            Ok(line) => demo.seen.push(line),
+            Err(_) => panic!("the demo never started reading: {:?}", demo.seen),
+        }
+    }
+    // Its own reader threads are mid-read: stopping must neither hang on
+    // them nor leave the mount behind.
+    let (status, output) = demo.stop(libc::SIGINT);
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("SIGINT: letting this pass of reads finish"),
+        "{output}"
+    );
+    assert!(nothing_mounted_under(dir.path()), "{output}");
+}
