@@ -95,7 +95,7 @@ pub enum MountError {
     StaleMount { path: PathBuf, detail: String },
     #[error("not permitted to mount at {path} ({source}): as root this is a mount(2) of our own; check that no security policy (a container without CAP_SYS_ADMIN) forbids it, or run as your own user to mount through fusermount3")]
     NotPermitted { path: PathBuf, source: io::Error },
-    #[error("/dev/fuse cannot be opened by this user ({0}), and fusermount3 opens it with the user's rights: make it usable with `sudo chmod 0666 /dev/fuse` (desktops' udev rule sets 0666; the fuse3 package's rule does too), or run as root")]
+    #[error("/dev/fuse cannot be opened by this user ({0}), and fusermount3 opens it with the user's rights: make it usable with `sudo chmod 0666 /dev/fuse` (a desktop's udev rules make it 0666; a container may leave it 0600), or run as root")]
     FuseDeviceDenied(io::Error),
     #[error("mounting as a user needs fusermount3, which is not installed: install the fuse3 package (`sudo apt install fuse3`)")]
     NoFusermount,
