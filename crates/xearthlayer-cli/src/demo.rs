@@ -7,7 +7,11 @@
 //! most, the whole file for some, many at once. It does that cold and again
 //! warm, prints what it measured, writes a PNG preview of one texture as
 //! read back from the mount, and unmounts (or stays mounted with `--keep`).
+//! Ctrl-C or SIGTERM at any step, or a failed step, still unmounts. The
+//! preview is left where the user can open it: in `--dir`, else in
+//! `~/.xearthlayer/demo/` (the working folder is temporary).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,11 +24,12 @@ use xearthlayer::metrics::MetricsSnapshot;
 use xearthlayer::provider::TemplateProvider;
 use xearthlayer::texture::{ServiceConfig, TextureService};
 use xel_sim::burst::{run_burst_with, BurstConfig, BurstReport, TextureRead};
-use xel_sim::package::{create_package, PackageSpec};
+use xel_sim::package::{create_package, PackageSpec, SamplePackage};
 use xel_sim::server::{ImageryServer, ServerConfig};
 use xel_sim::verify::decode_level;
 
 use crate::args::CliResult;
+use crate::config::xearthlayer_dir;
 use crate::start::shutdown_signal;
 
 #[derive(Args, Debug)]
@@ -38,7 +43,8 @@ pub struct DemoArgs {
     /// Concurrent readers, like X-Plane's loader threads.
     #[arg(long, default_value_t = 32)]
     pub readers: usize,
-    /// Working folder (default: a new temporary folder, removed at the end).
+    /// Working folder, kept at the end (default: a new temporary folder,
+    /// removed at the end; the preview then goes to ~/.xearthlayer/demo/).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Stay mounted after the demo until Ctrl-C, to browse the mount.
@@ -50,6 +56,9 @@ pub async fn run(args: DemoArgs) -> CliResult {
     if args.textures == 0 || args.readers == 0 {
         return Err("--textures and --readers must be at least 1".into());
     }
+    // Installed before anything is mounted, so that Ctrl-C always finds it.
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     let temp;
     let dir = match &args.dir {
         Some(d) => {
@@ -61,6 +70,10 @@ pub async fn run(args: DemoArgs) -> CliResult {
             temp.0.clone()
         }
     };
+    let preview = match &args.dir {
+        Some(_) => dir.join("preview.png"),
+        None => preview_dir()?.join("preview.png"),
+    };
     let spec = PackageSpec {
         textures: args.textures,
         ..PackageSpec::default()
@@ -71,12 +84,17 @@ pub async fn run(args: DemoArgs) -> CliResult {
         tokio::task::spawn_blocking(move || create_package(&dir, &spec)).await??
     };
     println!(
-        "1. made a sample package: {} textures at ZL{} near {:.1}, {:.1} in {}",
+        "1. made a sample package: {} textures at ZL{} near {:.1}, {:.1} in {}{}",
         package.textures.len(),
         spec.zoom,
         spec.lat,
         spec.lon,
-        package.root.display()
+        package.root.display(),
+        if args.dir.is_some() {
+            ""
+        } else {
+            " (temporary)"
+        }
     );
 
     let latency = Duration::from_millis(args.latency_ms);
@@ -108,6 +126,59 @@ pub async fn run(args: DemoArgs) -> CliResult {
     let session = fuse::mount(fs, &mountpoint, &MountConfig::default()).await?;
     println!("3. mounted at {}", mountpoint.display());
 
+    let shown = show(
+        &args,
+        &package,
+        &mountpoint,
+        &service,
+        &server,
+        &preview,
+        &mut shutdown,
+    )
+    .await;
+    if shown.is_ok() && args.keep {
+        println!(
+            "\nStill mounted: browse {} (Ctrl-C to unmount and exit)",
+            mountpoint.display()
+        );
+        shutdown.await;
+    }
+    // Whatever happened above, the mount goes.
+    let unmounted = session.unmount().await;
+    service.flush().await;
+    shown?;
+    unmounted?;
+    println!("5. unmounted; demo complete");
+    println!("   preview: {}", preview.display());
+    if args.dir.is_some() {
+        println!("   files kept in {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Where the preview goes when the working folder is temporary:
+/// `~/.xearthlayer/demo/`, else the current folder.
+fn preview_dir() -> CliResult<PathBuf> {
+    let dir = match xearthlayer_dir() {
+        Some(dir) => dir.join("demo"),
+        None => std::env::current_dir()?,
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create {} for the preview: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Step 4: the reads, cold then warm, the summary and the preview; a
+/// signal stops it after the reads in flight.
+async fn show(
+    args: &DemoArgs,
+    package: &SamplePackage,
+    mountpoint: &Path,
+    service: &TextureService,
+    server: &ImageryServer,
+    preview: &Path,
+    shutdown: &mut (impl Future<Output = &'static str> + Unpin),
+) -> CliResult {
     let paths: Vec<PathBuf> = package
         .textures
         .iter()
@@ -126,14 +197,13 @@ pub async fn run(args: DemoArgs) -> CliResult {
         args.readers
     );
     let before = service.metrics().snapshot();
-    let cold = read_with_progress("cold", &paths, &burst).await?;
+    let cold = read_with_progress("cold", &paths, &burst, shutdown).await?;
     let after_cold = service.metrics().snapshot();
     let cold_requests = server.stats();
-    let warm = read_with_progress("warm", &paths, &burst).await?;
+    let warm = read_with_progress("warm", &paths, &burst, shutdown).await?;
     let after_warm = service.metrics().snapshot();
 
-    let preview = dir.join("preview.png");
-    write_preview(&paths[0], service.format(), &preview).await?;
+    write_preview(&paths[0], service.format(), preview).await?;
 
     print_summary(
         &cold,
@@ -148,28 +218,19 @@ pub async fn run(args: DemoArgs) -> CliResult {
         package.textures[0],
         preview.display()
     );
-
-    if args.keep {
-        println!(
-            "\nStill mounted: browse {} (Ctrl-C to unmount and exit)",
-            mountpoint.display()
-        );
-        shutdown_signal().await;
-    }
-    session.unmount().await?;
-    service.flush().await;
-    println!("5. unmounted; demo complete");
-    if args.dir.is_some() {
-        println!("   files kept in {}", dir.display());
-    }
     Ok(())
 }
 
-/// Runs one burst on a blocking thread while a progress bar follows it.
+/// Runs one burst on a blocking thread while a progress bar follows it. On
+/// a signal the burst still finishes before it returns: the
+/// readers are threads of this process, and a read the mount never answers
+/// would keep the process from ever exiting (its threads would wait on the
+/// kernel for our own FUSE session).
 async fn read_with_progress(
     label: &str,
     paths: &[PathBuf],
     config: &BurstConfig,
+    shutdown: &mut (impl Future<Output = &'static str> + Unpin),
 ) -> CliResult<BurstReport> {
     let bar = indicatif::ProgressBar::new(paths.len() as u64).with_style(
         indicatif::ProgressStyle::with_template(
@@ -180,10 +241,20 @@ async fn read_with_progress(
     );
     bar.set_prefix(label.to_string());
     let (paths, config, progress) = (paths.to_vec(), config.clone(), bar.clone());
-    let report = tokio::task::spawn_blocking(move || {
+    let mut burst = tokio::task::spawn_blocking(move || {
         run_burst_with(&paths, &config, |_: &TextureRead| progress.inc(1))
-    })
-    .await??;
+    });
+    let report = tokio::select! {
+        done = &mut burst => done??,
+        signal = shutdown => {
+            println!("\n{signal}: letting this pass of reads finish, then unmounting");
+            // The mount keeps serving meanwhile; the reads never fail, and
+            // each texture has a time budget, so this ends.
+            let _ = burst.await;
+            bar.abandon();
+            return Err(format!("{signal}: demo stopped").into());
+        }
+    };
     bar.finish();
     Ok(report)
 }

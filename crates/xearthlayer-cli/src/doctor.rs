@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::Args;
 use xearthlayer::coord::chunk_at;
 use xearthlayer::fetch::{FetchConfig, FetchError, HttpClient};
+use xearthlayer::fuse::user_mount::{self, FuseConf};
 use xearthlayer::fuse::{xearthlayer_mounts, MountHealth};
 use xearthlayer::metrics::Metrics;
 use xearthlayer::provider::TileProvider;
@@ -24,7 +25,11 @@ use crate::system::{free_space, human_bytes, is_root, open_file_limit};
 use crate::xplane;
 
 const FUSE_DEVICE: &str = "/dev/fuse";
-const FUSE_CONF: &str = "/etc/fuse.conf";
+/// The kernel's list of filesystem types it can mount.
+const PROC_FILESYSTEMS: &str = "/proc/filesystems";
+/// Warn when the FUSE mounts already made leave fewer than this many of
+/// `mount_max` for the packages `run` would mount.
+const MOUNT_MAX_MARGIN: u32 = 50;
 /// Below this hard open-file limit, a busy scene can run out of descriptors.
 const LOW_OPEN_FILES: u64 = 4096;
 /// Where the provider check asks for imagery: Seattle, which every
@@ -129,14 +134,18 @@ pub async fn run(args: DoctorArgs) -> CliResult {
             Default::default()
         }
     };
-    findings.push(fuse_device(Path::new(FUSE_DEVICE)));
-    findings.push(privileges(is_root()));
-    findings.push(fusermount3(std::env::var_os("PATH").as_deref()));
-    findings.push(allow_other(
-        Path::new(FUSE_CONF),
-        args.allow_other,
-        is_root(),
+    let root = is_root();
+    findings.push(fuse_device(Path::new(FUSE_DEVICE), root));
+    findings.push(fuse_module(
+        &std::fs::read_to_string(PROC_FILESYSTEMS).unwrap_or_default(),
     ));
+    findings.push(privileges(root));
+    findings.push(fusermount3(std::env::var_os("PATH").as_deref(), root));
+    let fuse_conf = Path::new(user_mount::FUSE_CONF);
+    findings.push(allow_other(fuse_conf, args.allow_other, root));
+    if !root {
+        findings.push(mount_limit(fuse_conf, fuse_mounts()));
+    }
     findings.extend(stale_mounts(&xearthlayer_mounts()));
     let disk_size = config
         .disk_cache_enabled
@@ -187,8 +196,9 @@ pub async fn run(args: DoctorArgs) -> CliResult {
     Ok(())
 }
 
-/// The FUSE device: present, a character device, and ours to open.
-pub fn fuse_device(path: &Path) -> Finding {
+/// The FUSE device: present, a character device, and ours to open (as a
+/// user too: `fusermount3` opens it with the user's rights).
+pub fn fuse_device(path: &Path, root: bool) -> Finding {
     let shown = path.display();
     match std::fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Finding::problem(
@@ -203,37 +213,117 @@ pub fn fuse_device(path: &Path) -> Finding {
         ),
         Ok(_) => match OpenOptions::new().read(true).write(true).open(path) {
             Ok(_) => Finding::ok(format!("{shown} is present and usable")),
+            Err(e) if !root && e.kind() == io::ErrorKind::PermissionDenied => Finding::problem(
+                format!("{shown} cannot be opened by this user ({e}); fusermount3 opens it with the user's rights"),
+                format!("`sudo chmod 0666 {shown}` (desktops' udev rule makes it 0666; in a container, pass it with `--device /dev/fuse` and chmod it), or run as root"),
+            ),
             Err(e) => Finding::problem(
                 format!("{shown} cannot be opened: {e}"),
-                "run xearthlayer as root, or give your user access to /dev/fuse (`sudo chmod 666 /dev/fuse`)",
+                "check the device node (`ls -l /dev/fuse`; `sudo modprobe -r fuse && sudo modprobe fuse` recreates it); in a container, pass it with `--device /dev/fuse`",
             ),
         },
     }
 }
 
-/// Mounting calls mount(2) directly, which takes root.
-fn privileges(root: bool) -> Finding {
-    if root {
-        Finding::ok("running as root: mounting is allowed")
+/// The kernel can mount FUSE filesystems: `fuse` in `/proc/filesystems`.
+fn fuse_module(proc_filesystems: &str) -> Finding {
+    let listed = proc_filesystems
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("fuse"));
+    if listed {
+        Finding::ok("the kernel supports FUSE (`fuse` in /proc/filesystems)")
     } else {
         Finding::problem(
-            "not running as root: this build mounts with mount(2), which needs root (or CAP_SYS_ADMIN)",
-            "run `sudo xearthlayer run --allow-other`",
+            "the kernel does not list the `fuse` filesystem: its module is not loaded",
+            "`sudo modprobe fuse` (and `echo fuse | sudo tee /etc/modules-load.d/fuse.conf` to load it at boot)",
         )
     }
 }
 
-/// `fusermount3` unmounts a user's mounts and clears stale ones without root.
-fn fusermount3(path_var: Option<&std::ffi::OsStr>) -> Finding {
+/// How this process mounts: mount(2) as root, `fusermount3` otherwise.
+fn privileges(root: bool) -> Finding {
+    if root {
+        Finding::ok("running as root: mounts with mount(2)")
+    } else {
+        Finding::ok(
+            "running as a user: mounts through fusermount3, no root needed; X-Plane run as the same user reads the mounts",
+        )
+    }
+}
+
+/// `fusermount3` mounts and unmounts for a user (and clears stale mounts);
+/// it can only if it is setuid root.
+fn fusermount3(path_var: Option<&std::ffi::OsStr>, root: bool) -> Finding {
     let found = path_var
         .map(std::env::split_paths)
-        .and_then(|mut dirs| dirs.find(|d| d.join("fusermount3").is_file()));
+        .and_then(|mut dirs| dirs.find(|d| d.join("fusermount3").is_file()))
+        .map(|dir| dir.join("fusermount3"));
     match found {
-        Some(dir) => Finding::ok(format!("fusermount3 found in {}", dir.display())),
-        None => Finding::warning(
-            "fusermount3 is not installed: stale mounts cannot be cleared without root",
+        Some(binary) if user_mount::is_setuid_root(&binary) => {
+            Finding::ok(format!("{} is installed and setuid root", binary.display()))
+        }
+        Some(binary) => {
+            let what = format!(
+                "{} is not setuid root, so it cannot mount for a user",
+                binary.display()
+            );
+            let fix = format!(
+                "`sudo chmod u+s {}` (or `sudo apt install --reinstall fuse3`)",
+                binary.display()
+            );
+            if root {
+                Finding::warning(what, fix)
+            } else {
+                Finding::problem(what, fix)
+            }
+        }
+        None if root => Finding::warning(
+            "fusermount3 is not installed: fine as root, but a user cannot mount",
             "`sudo apt install fuse3`",
         ),
+        None => Finding::problem(
+            "fusermount3 is not installed: a user cannot mount without it",
+            "`sudo apt install fuse3`",
+        ),
+    }
+}
+
+/// FUSE mounts in this mount namespace (what `fusermount3` counts against
+/// `mount_max`).
+fn fuse_mounts() -> u32 {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let count = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(2))
+        .filter(|fstype| *fstype == "fuse" || fstype.starts_with("fuse."))
+        .count();
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+/// `fusermount3` refuses a user mount once `mount_max` FUSE mounts exist.
+pub fn mount_limit(fuse_conf: &Path, mounted: u32) -> Finding {
+    let conf = std::fs::read_to_string(fuse_conf)
+        .map(|text| FuseConf::parse(&text))
+        .unwrap_or_default();
+    let left = conf.mount_max.saturating_sub(mounted);
+    if left < MOUNT_MAX_MARGIN {
+        Finding::warning(
+            format!(
+                "{mounted} FUSE mounts exist and {} allows {}: only {left} more packages can mount",
+                fuse_conf.display(),
+                conf.mount_max
+            ),
+            format!(
+                "raise it: add `mount_max = {}` to {} (as root)",
+                conf.mount_max.saturating_add(1000),
+                fuse_conf.display()
+            ),
+        )
+    } else {
+        Finding::ok(format!(
+            "{mounted} FUSE mounts of at most {} (mount_max)",
+            conf.mount_max
+        ))
     }
 }
 
@@ -244,15 +334,14 @@ pub fn allow_other(fuse_conf: &Path, wanted: bool, root: bool) -> Finding {
     if root && !wanted {
         return Finding::warning(
             "mounts made as root without --allow-other can be read by root only, not by X-Plane",
-            "run `xearthlayer run --allow-other` (as root, /etc/fuse.conf need not change)",
+            "run xearthlayer as the user who runs X-Plane (no root needed), or `xearthlayer run --allow-other` as root",
         );
     }
     if root || !wanted {
         return Finding::ok("allow_other: nothing needed");
     }
     let allowed = std::fs::read_to_string(fuse_conf)
-        .map(|text| text.lines().any(|l| l.trim() == "user_allow_other"))
-        .unwrap_or(false);
+        .is_ok_and(|text| FuseConf::parse(&text).user_allow_other);
     if allowed {
         Finding::ok(format!(
             "user_allow_other is set in {}",
@@ -265,7 +354,8 @@ pub fn allow_other(fuse_conf: &Path, wanted: bool, root: bool) -> Finding {
                 fuse_conf.display()
             ),
             format!(
-                "add the line `user_allow_other` to {} (as root)",
+                "add the line `user_allow_other` to {0}: `echo user_allow_other | sudo tee -a {0}`; \
+                 or leave --allow-other out (X-Plane running as you needs no allow_other)",
                 fuse_conf.display()
             ),
         )
@@ -405,7 +495,7 @@ mod tests {
     #[test]
     fn a_missing_fuse_device_is_a_problem_with_its_fix() {
         let dir = tempfile::tempdir().unwrap();
-        let finding = fuse_device(&dir.path().join("fuse"));
+        let finding = fuse_device(&dir.path().join("fuse"), true);
         assert_eq!(finding.level, Level::Problem);
         assert!(finding.what.contains("is missing"), "{finding}");
         assert!(
@@ -417,10 +507,41 @@ mod tests {
 
         let not_a_device = dir.path().join("file");
         std::fs::write(&not_a_device, b"").unwrap();
-        assert_eq!(fuse_device(&not_a_device).level, Level::Problem);
-        if Path::new(FUSE_DEVICE).exists() {
-            assert_eq!(fuse_device(Path::new(FUSE_DEVICE)).level, Level::Ok);
+        assert_eq!(fuse_device(&not_a_device, true).level, Level::Problem);
+        if Path::new(FUSE_DEVICE).exists() && is_root() {
+            assert_eq!(fuse_device(Path::new(FUSE_DEVICE), true).level, Level::Ok);
         }
+    }
+
+    #[test]
+    fn the_fuse_module_mount_limit_and_fusermount3() {
+        let listed = "nodev\tsysfs\n\text4\nnodev\tfuse\n\tfuseblk\n";
+        assert_eq!(fuse_module(listed).level, Level::Ok);
+        let missing = fuse_module("nodev\tsysfs\n\tfuseblk\n");
+        assert_eq!(missing.level, Level::Problem);
+        assert!(
+            missing.to_string().contains("sudo modprobe fuse"),
+            "{missing}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("fuse.conf");
+        assert_eq!(mount_limit(&conf, 3).level, Level::Ok, "no file: 1000");
+        std::fs::write(&conf, "mount_max = 10\n").unwrap();
+        let full = mount_limit(&conf, 8);
+        assert_eq!(full.level, Level::Warning);
+        assert!(full.to_string().contains("mount_max = 1010"), "{full}");
+
+        // A fusermount3 that is not setuid: a problem for a user only.
+        let fake = dir.path().join("fusermount3");
+        std::fs::write(&fake, "").unwrap();
+        let not_setuid = fusermount3(Some(dir.path().as_os_str()), false);
+        assert_eq!(not_setuid.level, Level::Problem);
+        assert!(not_setuid.to_string().contains("chmod u+s"), "{not_setuid}");
+        assert_eq!(
+            fusermount3(Some(dir.path().as_os_str()), true).level,
+            Level::Warning
+        );
     }
 
     #[test]
@@ -429,6 +550,11 @@ mod tests {
         let conf = dir.path().join("fuse.conf");
         std::fs::write(&conf, "# mount_max = 1000\n#user_allow_other\n").unwrap();
         assert_eq!(allow_other(&conf, true, false).level, Level::Problem);
+        let missing = allow_other(&conf, true, false).to_string();
+        assert!(
+            missing.contains("`user_allow_other`") && missing.contains(&conf.display().to_string()),
+            "names the line and the file: {missing}"
+        );
         std::fs::write(&conf, "user_allow_other\n").unwrap();
         assert_eq!(allow_other(&conf, true, false).level, Level::Ok);
         assert_eq!(allow_other(&conf, true, true).level, Level::Ok);
@@ -461,8 +587,12 @@ mod tests {
         );
         assert_eq!(cache_folder(dir.path(), None).level, Level::Ok);
         assert_eq!(
-            fusermount3(Some(dir.path().as_os_str())).level,
+            fusermount3(Some(dir.path().as_os_str()), true).level,
             Level::Warning
+        );
+        assert_eq!(
+            fusermount3(Some(dir.path().as_os_str()), false).level,
+            Level::Problem
         );
     }
 }

@@ -46,8 +46,7 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> CliResult {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
-    // Poll once so that the handlers are installed before mounting: a signal
-    // from now on waits for us instead of killing us with mounts half made.
+    // A signal that came before we mount anything ends the run at once.
     let early = tokio::select! {
         biased;
         name = &mut shutdown => Some(name),
@@ -99,7 +98,7 @@ pub async fn run(args: RunArgs) -> CliResult {
     );
 
     if is_root() && !args.allow_other {
-        println!("note: without --allow-other only root can read the mounts; X-Plane run as a user needs it");
+        println!("note: mounted as root without --allow-other, only root can read the mounts; run xearthlayer as the user who runs X-Plane (no root needed), or add --allow-other");
     }
     let total = found.packages.len();
     let mut manager = MountManager::start(found.packages, &service, args.allow_other).await;

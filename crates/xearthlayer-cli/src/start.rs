@@ -76,6 +76,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         Some(m) => std::path::absolute(m)?,
         None => default_mountpoint(&source),
     };
+    let shutdown = shutdown_signal();
     let service = args.service.service()?;
     // Before mounting: whoever signals once the mount is up must find the handler.
     let stats = args
@@ -98,7 +99,7 @@ pub async fn run(args: StartArgs) -> CliResult {
     }];
     let reporter = status::spawn_reporter(service.clone(), view, !args.no_tui);
     let ended_by_itself = tokio::select! {
-        signal = shutdown_signal() => {
+        signal = shutdown => {
             println!("{signal}: unmounting {}", mountpoint.display());
             false
         }
@@ -120,18 +121,23 @@ pub async fn run(args: StartArgs) -> CliResult {
     Ok(())
 }
 
-/// Resolves on the first SIGINT or SIGTERM, naming it.
-pub async fn shutdown_signal() -> &'static str {
+/// Resolves on the first SIGINT or SIGTERM, naming it. The handlers are
+/// installed at the call, not at the first poll: from then on a signal
+/// waits for us instead of killing us with a mount half made.
+pub fn shutdown_signal() -> impl std::future::Future<Output = &'static str> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
+    let handlers = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        // Without signal handlers there is nothing to wait for but forever.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+    );
+    async move {
+        let (Ok(mut int), Ok(mut term)) = handlers else {
+            // Without signal handlers there is nothing to wait for but forever.
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
     }
 }

@@ -1,5 +1,11 @@
 //! Plain-text status: a periodic line while serving and a summary on exit;
 //! for benchmarks, the counters as `key=value` lines in a file.
+//!
+//! The live block is redrawn in place by moving the cursor up over the
+//! lines drawn last time. That count is only right if no line wrapped, so
+//! every line is cut to the terminal's width, read anew at each redraw (a
+//! resize takes effect within a second); after a narrowing, the lines drawn
+//! before were re-wrapped by the terminal and count for more rows.
 
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
@@ -31,21 +37,24 @@ pub fn spawn_reporter(
         let mut last = (Instant::now(), service.metrics().snapshot());
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
-        let mut drawn = 0;
+        // The widths of the lines the last redraw left on screen.
+        let mut drawn: Vec<usize> = Vec::new();
         loop {
             tick.tick().await;
             let now = (Instant::now(), service.metrics().snapshot());
             let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
             if live {
-                let block = live_block(&last.1, &now.1, secs, &service, &mounts);
+                let width = terminal_width();
+                let block = fit(&live_block(&last.1, &now.1, secs, &service, &mounts), width);
                 // Move up over the previous block and clear it, then redraw.
+                let rows = rows_taken(&drawn, width.max(1));
                 let mut out = io::stdout().lock();
-                if drawn > 0 {
-                    let _ = write!(out, "\x1b[{drawn}A\x1b[J");
+                if rows > 0 {
+                    let _ = write!(out, "\x1b[{rows}A\r\x1b[J");
                 }
                 let _ = write!(out, "{block}");
                 let _ = out.flush();
-                drawn = block.lines().count();
+                drawn = block.lines().map(console::measure_text_width).collect();
             } else {
                 tracing::info!("{}", line(&last.1, &now.1, secs, &service));
             }
@@ -54,7 +63,33 @@ pub fn spawn_reporter(
     })
 }
 
+/// Columns of the terminal on stdout (80 if it cannot be told).
+fn terminal_width() -> usize {
+    console::Term::stdout()
+        .size_checked()
+        .map_or(80, |(_, cols)| usize::from(cols))
+}
+
+/// Cuts every line of `block` to fewer than `width` columns (the last
+/// column is left free: some terminals wrap as soon as it is written).
+fn fit(block: &str, width: usize) -> String {
+    let room = width.saturating_sub(1).max(1);
+    let mut out = String::with_capacity(block.len());
+    for line in block.lines() {
+        out.push_str(&console::truncate_str(line, room, "…"));
+        out.push('\n');
+    }
+    out
+}
+
+/// Screen rows that lines of these widths take in a terminal `width`
+/// columns wide (a line wider than the terminal wraps onto more rows).
+fn rows_taken(line_widths: &[usize], width: usize) -> usize {
+    line_widths.iter().map(|&w| w.div_ceil(width).max(1)).sum()
+}
+
 /// The live view: service-wide rates, the read-path economy, each mount.
+/// Short lines, most telling first, so that 80 columns show what matters.
 fn live_block(
     before: &MetricsSnapshot,
     now: &MetricsSnapshot,
@@ -73,7 +108,7 @@ fn live_block(
     );
     let _ = writeln!(
         block,
-        " textures  {:>4} in flight  {:>6.1} parts built/s   peak {} in flight, {} seen",
+        " textures {:>5} in flight {:>7.1} parts/s   peak {}, {} seen",
         now.generations_in_flight,
         rate(before.units_built, now.units_built),
         now.peak_generations_in_flight,
@@ -81,7 +116,7 @@ fn live_block(
     );
     let _ = writeln!(
         block,
-        " chunks    {:>4} in flight  {:>6.0} /s  {:>5.1} errors/s  {:.1} per texture seen",
+        " chunks   {:>5} in flight {:>7.0} /s  {:>5.1} errors/s  {:.1} per texture",
         now.requests_in_flight,
         rate(before.chunk_requests, now.chunk_requests),
         rate(before.chunk_failures, now.chunk_failures),
@@ -89,7 +124,7 @@ fn live_block(
     );
     let _ = writeln!(
         block,
-        " cache     {:>6.0} memory hits/s {:>6.0} disk hits/s   memory {} MiB, process {} MiB",
+        " cache    {:>5.0} memory/s {:>5.0} disk/s hits   memory {} MiB, process {} MiB",
         hits(before.memory_hits, now.memory_hits) as f64 / secs,
         hits(before.disk_hits, now.disk_hits) as f64 / secs,
         service.memory_bytes() >> 20,
@@ -104,7 +139,7 @@ fn live_block(
         .collect();
     let _ = writeln!(
         block,
-        " economy   built {} MiB for {} MiB read; reads by mip {}",
+        " economy  built {} MiB for {} MiB read; reads by mip {}",
         now.bytes_produced >> 20,
         now.bytes_read >> 20,
         if levels.is_empty() {
@@ -115,14 +150,16 @@ fn live_block(
     );
     for mount in mounts {
         let st = mount.fs.stats();
+        // Counts first, then the name: a cut line loses the name's end.
+        let name = mount.mountpoint.file_name().unwrap_or_default();
         let _ = writeln!(
             block,
-            " mount     {}  {} open, {} texture reads, {} MiB textures, {} MiB files",
-            mount.mountpoint.display(),
+            " mount {:>4} open {:>6} reads {:>5} MiB tex {:>4} MiB files  {}",
             st.open_handles,
             st.texture_reads,
             st.texture_bytes >> 20,
-            st.file_bytes >> 20
+            st.file_bytes >> 20,
+            name.to_string_lossy()
         );
     }
     block
@@ -271,4 +308,35 @@ fn stats_lines(dump: u64, m: &MetricsSnapshot, memory_bytes: u64) -> String {
     }
     put("memory_cache_bytes", memory_bytes);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_fits_the_terminal() {
+        let block = "── XEarthLayer ── Bing · BC1\n economy  built 1 MiB; reads by mip 0:1 1:2 2:3 3:4 4:5\nshort\n";
+        for width in [20, 40, 80, 120] {
+            let fitted = fit(block, width);
+            assert_eq!(fitted.lines().count(), 3);
+            for line in fitted.lines() {
+                assert!(
+                    console::measure_text_width(line) < width,
+                    "{line:?} at {width}"
+                );
+            }
+        }
+        assert!(fit(block, 20).contains('…'));
+        assert_eq!(fit(block, 120), block, "lines that fit are kept whole");
+    }
+
+    #[test]
+    fn a_narrowed_terminal_counts_rewrapped_rows() {
+        assert_eq!(rows_taken(&[], 80), 0);
+        assert_eq!(rows_taken(&[0, 79, 40], 80), 3);
+        // Cut to 119 columns, then the terminal narrowed to 80: each long
+        // line now takes two rows.
+        assert_eq!(rows_taken(&[119, 119, 30], 80), 5);
+    }
 }

@@ -75,7 +75,8 @@ pub fn free_space(path: &Path) -> io::Result<u64> {
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
-/// Whether we run as root (mounting needs it in this build).
+/// Whether we run as root (then mounts are our own mount(2) calls, not
+/// `fusermount3`'s).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

@@ -7,9 +7,12 @@
 //! - `session`: [`mount`] checks and prepares the mountpoint (creating it,
 //!   clearing a stale mount left by a killed process, refusing a live one),
 //!   mounts read-only and returns a [`MountSession`] to wait on or unmount.
+//! - `user_mount`: mounting as an ordinary user through `fusermount3`, and
+//!   what `/etc/fuse.conf` allows it.
 
 mod adapter;
 mod session;
+pub mod user_mount;
 
 pub use adapter::FuseAdapter;
 pub use session::{

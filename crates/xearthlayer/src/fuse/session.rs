@@ -5,7 +5,10 @@
 //! mountpoint created if missing, a stale mount left by a killed process
 //! (`ENOTCONN`, "Transport endpoint is not connected") cleared, a live mount
 //! or a non-empty directory refused, and the mountpoint neither hiding nor
-//! inside the package.
+//! inside the package. As root it mounts with mount(2) itself; as anyone
+//! else through `fusermount3` (see [`user_mount`](super::user_mount)), and
+//! every unmount, stale-mount clearing and last-moment detach goes the same
+//! way the mount came.
 
 use std::ffi::CString;
 use std::io;
@@ -19,6 +22,7 @@ use fuse3::MountOptions;
 
 use crate::fs::{OverlayFs, TextureSource};
 
+use super::user_mount::{self, FuseConf, FUSE_CONF};
 use super::FuseAdapter;
 
 /// The filesystem name the mount shows (`/proc/mounts`, `df`).
@@ -33,7 +37,9 @@ const BUSY_UNMOUNT_WAIT: Duration = Duration::from_secs(1);
 /// How to mount.
 #[derive(Debug, Clone)]
 pub struct MountConfig {
-    /// Let other users (X-Plane's) see the mount; mounting runs as root.
+    /// Let other users (X-Plane run as another user) read the mount. Not
+    /// needed when X-Plane runs as the user who mounts; as a user it needs
+    /// `user_allow_other` in `/etc/fuse.conf`.
     pub allow_other: bool,
     /// How long the kernel may cache attributes and names.
     pub ttl: Duration,
@@ -87,8 +93,18 @@ pub enum MountError {
     },
     #[error("{path} is a stale mount (Transport endpoint is not connected) that could not be cleared: {detail}; run `fusermount3 -uz {path}` (or `umount -l {path}` as root)")]
     StaleMount { path: PathBuf, detail: String },
-    #[error("not permitted to mount at {path} ({source}): run as root (or with CAP_SYS_ADMIN); this build cannot mount through fusermount3")]
+    #[error("not permitted to mount at {path} ({source}): as root this is a mount(2) of our own; check that no security policy (a container without CAP_SYS_ADMIN) forbids it, or run as your own user to mount through fusermount3")]
     NotPermitted { path: PathBuf, source: io::Error },
+    #[error("/dev/fuse cannot be opened by this user ({0}), and fusermount3 opens it with the user's rights: make it usable with `sudo chmod 0666 /dev/fuse` (a desktop's udev rules make it 0666; a container may leave it 0600), or run as root")]
+    FuseDeviceDenied(io::Error),
+    #[error("mounting as a user needs fusermount3, which is not installed: install the fuse3 package (`sudo apt install fuse3`)")]
+    NoFusermount,
+    #[error("fusermount3 at {0} is not setuid root, so it cannot mount for a user: reinstall it (`sudo apt install --reinstall fuse3`) or `sudo chmod u+s {0}`")]
+    FusermountNotSetuid(PathBuf),
+    #[error("--allow-other as a user needs the line `user_allow_other` in {FUSE_CONF}: add it (`echo user_allow_other | sudo tee -a {FUSE_CONF}`), or leave --allow-other out (X-Plane running as you reads the mount without it)")]
+    AllowOtherNotEnabled,
+    #[error("fusermount3 could not mount at {path} ({source}; its own message, if any, is above): run `xearthlayer doctor` to check the FUSE set-up")]
+    UserMount { path: PathBuf, source: io::Error },
     #[error("mounting at {path} failed: {source}")]
     Mount { path: PathBuf, source: io::Error },
     #[error("unmounting {path} failed: {source}; close the programs using it (`fuser -vm {path}`) or run `fusermount3 -uz {path}`")]
@@ -101,6 +117,8 @@ pub enum MountError {
 /// mount is left behind; [`MountSession::unmount`] is the orderly way.
 pub struct MountSession {
     mountpoint: PathBuf,
+    /// Mounted through `fusermount3`, so unmounted through it too.
+    as_user: bool,
     /// `None` once the session ended or was unmounted.
     handle: Option<MountHandle>,
     runtime: tokio::runtime::Handle,
@@ -124,6 +142,10 @@ pub async fn mount_shared<S: TextureSource>(
     if !Path::new("/dev/fuse").exists() {
         return Err(MountError::NoFuseDevice);
     }
+    let as_user = user_mount::mounts_as_user();
+    if as_user {
+        check_user_mount(opts)?;
+    }
     let source = fs.source_dir().to_path_buf();
     let requested = mountpoint.to_path_buf();
     let mountpoint = tokio::task::spawn_blocking(move || prepare(&requested, &source))
@@ -141,14 +163,25 @@ pub async fn mount_shared<S: TextureSource>(
         // The kernel checks permissions against our attributes (0444 textures).
         .default_permissions(true);
     let adapter = FuseAdapter::new(fs, opts);
-    // As root (or with CAP_SYS_ADMIN) this is a privileged mount(2).
-    let handle = Session::new(options)
-        .mount(adapter, &mountpoint)
-        .await
-        .map_err(|err| mount_error(&mountpoint, err))?;
-    tracing::info!(mountpoint = %mountpoint.display(), "mounted");
+    let session = Session::new(options);
+    let handle = if as_user {
+        session
+            .mount_with_unprivileged(adapter, &mountpoint)
+            .await
+            .map_err(|source| MountError::UserMount {
+                path: mountpoint.clone(),
+                source,
+            })?
+    } else {
+        session
+            .mount(adapter, &mountpoint)
+            .await
+            .map_err(|err| mount_error(&mountpoint, err))?
+    };
+    tracing::info!(mountpoint = %mountpoint.display(), through = if as_user { "fusermount3" } else { "mount(2)" }, "mounted");
     Ok(MountSession {
         mountpoint,
+        as_user,
         handle: Some(handle),
         runtime: tokio::runtime::Handle::current(),
     })
@@ -184,10 +217,20 @@ impl MountSession {
             return Ok(());
         };
         let path = self.mountpoint.clone();
+        let as_user = self.as_user;
         let unmounted = tokio::task::spawn_blocking(move || {
             if !is_ours(&path) {
                 // Unmounted from outside already: nothing to do.
                 return Ok(UNMOUNT_WAIT);
+            }
+            if as_user {
+                return user_mount::unmount(&path).map(|lazily| {
+                    if lazily {
+                        BUSY_UNMOUNT_WAIT
+                    } else {
+                        UNMOUNT_WAIT
+                    }
+                });
             }
             match umount(&path, 0) {
                 Err(err) if err.raw_os_error() == Some(libc::EBUSY) => {
@@ -237,7 +280,14 @@ impl Drop for MountSession {
             return;
         };
         if is_ours(&self.mountpoint) {
-            if let Err(err) = umount(&self.mountpoint, libc::MNT_DETACH) {
+            // A last-moment cleanup (a failed start, a panic): detach at
+            // once, in place, since the process may be about to exit.
+            let detached = if self.as_user {
+                user_mount::detach(&self.mountpoint)
+            } else {
+                umount(&self.mountpoint, libc::MNT_DETACH)
+            };
+            if let Err(err) = detached {
                 tracing::warn!(mountpoint = %self.mountpoint.display(), %err, "could not detach the mount");
             }
         }
@@ -245,6 +295,25 @@ impl Drop for MountSession {
         let _runtime = self.runtime.enter();
         drop(handle);
     }
+}
+
+/// What a user mount needs before `fusermount3` is asked: `/dev/fuse` open
+/// to the user, the helper installed and setuid root, and `user_allow_other` if `allow_other` is
+/// asked for (`fusermount3` would refuse it with a terse message).
+fn check_user_mount(opts: &MountConfig) -> Result<(), MountError> {
+    user_mount::can_open_device(Path::new("/dev/fuse")).map_err(MountError::FuseDeviceDenied)?;
+    let binary = user_mount::fusermount3().ok_or(MountError::NoFusermount)?;
+    if !user_mount::is_setuid_root(&binary) {
+        return Err(MountError::FusermountNotSetuid(binary));
+    }
+    if opts.allow_other {
+        // An unreadable fuse.conf is fusermount3's to report.
+        let conf = FuseConf::read().unwrap_or_default();
+        if !conf.user_allow_other {
+            return Err(MountError::AllowOtherNotEnabled);
+        }
+    }
+    Ok(())
 }
 
 /// Checks and prepares the mountpoint; returns its canonical path.
@@ -387,35 +456,19 @@ fn statfs_with_timeout(path: &Path, timeout: Duration) -> Option<io::Result<()>>
     rx.recv_timeout(timeout).ok()
 }
 
-/// Clears a stale mount: `umount2(MNT_DETACH)` as root, else `fusermount3 -uz`.
+/// Clears a stale mount: `umount2(MNT_DETACH)` as root, else `fusermount3
+/// -uz` (which clears only mounts of the same user).
 fn clear_stale(mountpoint: &Path) -> Result<(), MountError> {
-    // SAFETY: geteuid has no preconditions.
-    let detail = if unsafe { libc::geteuid() } == 0 {
-        match umount(mountpoint, libc::MNT_DETACH) {
-            Ok(()) => return Ok(()),
-            Err(err) => format!("umount2: {err}"),
-        }
+    let detached = if user_mount::mounts_as_user() {
+        user_mount::detach(mountpoint)
     } else {
-        String::new()
+        umount(mountpoint, libc::MNT_DETACH)
+            .map_err(|err| io::Error::other(format!("umount2: {err}")))
     };
-    match std::process::Command::new("fusermount3")
-        .arg("-uz")
-        .arg(mountpoint)
-        .output()
-    {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(MountError::StaleMount {
-            path: mountpoint.to_path_buf(),
-            detail: format!(
-                "{detail} fusermount3: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        }),
-        Err(err) => Err(MountError::StaleMount {
-            path: mountpoint.to_path_buf(),
-            detail: format!("{detail} fusermount3: {err}"),
-        }),
-    }
+    detached.map_err(|err| MountError::StaleMount {
+        path: mountpoint.to_path_buf(),
+        detail: err.to_string(),
+    })
 }
 
 fn umount(path: &Path, flags: i32) -> io::Result<()> {
