@@ -114,6 +114,16 @@ fn live_block(
         now.peak_generations_in_flight,
         now.textures_touched
     );
+    let work = service.work();
+    let _ = writeln!(
+        block,
+        " work     {:>3} live +{:<3} waiting {:>3} background  stand-ins: {} reads, {} chunks",
+        work.live_builds,
+        work.live_builds_waiting,
+        work.background_builds + work.background_builds_waiting,
+        now.reads_stood_in,
+        now.chunks_filled
+    );
     let _ = writeln!(
         block,
         " chunks   {:>5} in flight {:>7.0} /s  {:>5.1} errors/s  {:.1} per texture",
@@ -184,8 +194,12 @@ fn line(
     service: &TextureService,
 ) -> String {
     let rate = |a: u64, b: u64| (b - a) as f64 / secs;
+    let work = service.work();
     format!(
-        "textures: {} in flight, {:.1} parts built/s | chunks: {:.0}/s, {:.1} errors/s, {} in flight | cache: {} memory hits, {} disk hits | memory {} MiB, process {} MiB | built {} MiB for {} MiB read",
+        "work: {} live, {} background, {} reads stood in | textures: {} in flight, {:.1} parts built/s | chunks: {:.0}/s, {:.1} errors/s, {} in flight | cache: {} memory hits, {} disk hits | memory {} MiB, process {} MiB | built {} MiB for {} MiB read",
+        work.live_builds + work.live_builds_waiting,
+        work.background_builds + work.background_builds_waiting,
+        now.reads_stood_in,
         now.generations_in_flight,
         rate(before.units_built, now.units_built),
         rate(before.chunk_requests, now.chunk_requests),
