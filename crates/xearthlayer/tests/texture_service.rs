@@ -112,7 +112,10 @@ async fn many_textures_download_concurrently() {
         assert_eq!(bytes.len(), 65536);
         assert_eq!(&bytes[..128], &layout::header(DdsFormat::Bc1));
     }
-    assert_eq!(server.stats().requests, 64 * 16);
+    // Every chunk once (a retry after a dropped connection on a loaded
+    // machine is a second request for the same chunk, not a second build).
+    let retries = svc.metrics().snapshot().chunk_retries;
+    assert_eq!(server.stats().requests - retries, 64 * 16);
     let peak = server.stats().peak_in_flight;
     assert!(peak > 128, "peak requests in flight {peak}");
     assert!(svc.metrics().snapshot().peak_generations_in_flight > 32);

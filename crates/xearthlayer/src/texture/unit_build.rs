@@ -32,6 +32,41 @@ use crate::sched::WorkClass;
 /// A chunk's download answered: (chunk index, depth above it, image).
 type Arrival = BoxFuture<'static, (usize, u8, Option<Bytes>)>;
 
+/// What is known of one chunk of a unit while its downloads run.
+struct ChunkProgress {
+    image: Option<Bytes>,
+    /// Its own download answered without imagery.
+    failed: bool,
+    /// The nearest stand-in that arrived: (depth, image).
+    stand_in: Option<(u8, Bytes)>,
+    stand_ins_started: bool,
+    stand_ins_pending: usize,
+    /// The nearest depth a stand-in can come from.
+    nearest: Option<u8>,
+}
+
+impl ChunkProgress {
+    fn new(chunk: ChunkCoord, max_zoom: u8) -> Self {
+        ChunkProgress {
+            image: None,
+            failed: false,
+            stand_in: None,
+            stand_ins_started: false,
+            stand_ins_pending: 0,
+            nearest: fallback::stand_in_depths(chunk, max_zoom).first().copied(),
+        }
+    }
+
+    /// Nothing better can come for this chunk: its image, or, its download
+    /// having failed, every stand-in answered or the nearest one arrived.
+    fn settled(&self) -> bool {
+        self.image.is_some()
+            || (self.failed
+                && (self.stand_ins_pending == 0
+                    || self.stand_in.as_ref().map(|(d, _)| *d) == self.nearest))
+    }
+}
+
 /// The class the unit's work runs in now.
 fn class_of(urgency: &watch::Receiver<Urgency>) -> WorkClass {
     if urgency.borrow().is_some() {
@@ -139,59 +174,61 @@ impl Inner {
         urgency: &mut watch::Receiver<Urgency>,
     ) -> Vec<ChunkInput> {
         let chunks = unit.chunks(entry.id());
-        let mut images: Vec<Option<Bytes>> = vec![None; chunks.len()];
-        // Stand-ins that arrived, per chunk: (depth, image).
-        let mut stand_ins: Vec<Option<(u8, Bytes)>> = vec![None; chunks.len()];
-        let mut stand_ins_started = vec![false; chunks.len()];
+        let max_zoom = self.downloads.provider().max_zoom();
+        let mut progress: Vec<ChunkProgress> = chunks
+            .iter()
+            .map(|&chunk| ChunkProgress::new(chunk, max_zoom))
+            .collect();
         let mut pending: FuturesUnordered<Arrival> = FuturesUnordered::new();
         for (i, &chunk) in chunks.iter().enumerate() {
             if let Some(held) = (unit == Unit::Low)
                 .then(|| entry.stand_in(&chunk))
                 .flatten()
             {
-                images[i] = Some(held);
+                progress[i].image = Some(held);
                 continue;
             }
             let claim = self.downloads.claim(chunk, *urgency.borrow());
             pending.push(async move { (i, 0u8, claim.wait().await.ok().flatten()) }.boxed());
         }
-        loop {
+        while !progress.iter().all(ChunkProgress::settled) && !pending.is_empty() {
             let deadline = self.download_deadline(started, urgency);
             let halfway = started + (deadline.saturating_duration_since(started) / 2);
-            let unanswered = |i: usize, images: &[Option<Bytes>]| images[i].is_none();
-            if (0..chunks.len()).all(|i| !unanswered(i, &images)) || pending.is_empty() {
-                break;
-            }
+            let waiting = progress
+                .iter()
+                .any(|p| p.image.is_none() && !p.stand_ins_started);
             tokio::select! {
                 arrival = pending.next() => {
                     let Some((i, depth, image)) = arrival else { break };
+                    let p = &mut progress[i];
                     match (depth, image) {
                         (0, Some(image)) => {
                             if unit == Unit::Low {
                                 entry.keep_stand_in(chunks[i], image.clone());
                             }
-                            images[i] = Some(image);
+                            p.image = Some(image);
                         }
                         (0, None) => {
-                            if !stand_ins_started[i] {
-                                stand_ins_started[i] = true;
-                                pending.extend(self.stand_in_claims(entry, chunks[i], i, *urgency.borrow()));
+                            p.failed = true;
+                            if !p.stand_ins_started {
+                                pending.extend(self.stand_in_claims(entry, chunks[i], i, *urgency.borrow(), p));
                             }
                         }
-                        (depth, Some(image)) => {
-                            entry.keep_stand_in(chunks[i].ancestor(depth), image.clone());
-                            if stand_ins[i].as_ref().is_none_or(|(d, _)| depth < *d) {
-                                stand_ins[i] = Some((depth, image));
+                        (depth, image) => {
+                            p.stand_ins_pending -= 1;
+                            if let Some(image) = image {
+                                entry.keep_stand_in(chunks[i].ancestor(depth), image.clone());
+                                if p.stand_in.as_ref().is_none_or(|(d, _)| depth < *d) {
+                                    p.stand_in = Some((depth, image));
+                                }
                             }
                         }
-                        (_, None) => {}
                     }
                 }
-                () = tokio::time::sleep_until(halfway), if stand_ins_started.iter().any(|s| !s) => {
-                    for i in 0..chunks.len() {
-                        if images[i].is_none() && !stand_ins_started[i] {
-                            stand_ins_started[i] = true;
-                            pending.extend(self.stand_in_claims(entry, chunks[i], i, *urgency.borrow()));
+                () = tokio::time::sleep_until(halfway), if waiting => {
+                    for (i, p) in progress.iter_mut().enumerate() {
+                        if p.image.is_none() && !p.stand_ins_started {
+                            pending.extend(self.stand_in_claims(entry, chunks[i], i, *urgency.borrow(), p));
                         }
                     }
                 }
@@ -209,16 +246,10 @@ impl Inner {
         drop(pending);
         chunks
             .iter()
-            .zip(images)
-            .zip(stand_ins)
-            .map(|((&chunk, image), stand_in)| match image {
+            .zip(progress)
+            .map(|(&chunk, p)| match p.image {
                 Some(image) => ChunkInput::Image(image),
-                None => fallback::chunk_stand_in(
-                    entry,
-                    chunk,
-                    stand_in,
-                    self.downloads.provider().max_zoom(),
-                ),
+                None => fallback::chunk_stand_in(entry, chunk, p.stand_in, max_zoom),
             })
             .collect()
     }
@@ -231,15 +262,20 @@ impl Inner {
         chunk: ChunkCoord,
         index: usize,
         urgency: Urgency,
+        progress: &mut ChunkProgress,
     ) -> Vec<Arrival> {
-        fallback::stand_in_depths(chunk, self.downloads.provider().max_zoom())
-            .into_iter()
-            .filter(|&depth| entry.stand_in(&chunk.ancestor(depth)).is_none())
-            .map(|depth| {
-                let claim = self.downloads.claim(chunk.ancestor(depth), urgency);
-                async move { (index, depth, claim.wait().await.ok().flatten()) }.boxed()
-            })
-            .collect()
+        progress.stand_ins_started = true;
+        let claims: Vec<Arrival> =
+            fallback::stand_in_depths(chunk, self.downloads.provider().max_zoom())
+                .into_iter()
+                .filter(|&depth| entry.stand_in(&chunk.ancestor(depth)).is_none())
+                .map(|depth| {
+                    let claim = self.downloads.claim(chunk.ancestor(depth), urgency);
+                    async move { (index, depth, claim.wait().await.ok().flatten()) }.boxed()
+                })
+                .collect();
+        progress.stand_ins_pending += claims.len();
+        claims
     }
 
     /// Writes finished, real-imagery bytes to the disk cache in the
