@@ -6,7 +6,9 @@
 //! - [`pool`]: the bounded pool that runs the CPU work.
 //! - [`service`]: entries, caches, coalescing, downloads, budgets.
 //! - [`source`]: what the filesystem calls.
+//! - `background`: what the prefetcher calls.
 
+mod background;
 pub mod build;
 pub mod plan;
 pub mod pool;
