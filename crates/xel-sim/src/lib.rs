@@ -6,6 +6,7 @@
 //! share it, so none of them needs the internet or X-Plane.
 
 pub mod burst;
+pub mod grid;
 pub mod imagery;
 pub mod package;
 pub mod server;

@@ -308,9 +308,11 @@ impl Shared {
                     let service = self.service.clone();
                     let id = job.id.clone();
                     let handle = tasks.spawn(async move {
-                        for range in job.ranges {
-                            service.prefetch(&job.id, range).await;
-                        }
+                        let parts = job
+                            .ranges
+                            .iter()
+                            .map(|r| service.prefetch(&job.id, r.clone()));
+                        futures_util::future::join_all(parts).await;
                         job.id
                     });
                     in_flight.insert(id, (job.tile, handle));
