@@ -8,6 +8,7 @@ mod config_cmd;
 mod demo;
 mod doctor;
 mod files;
+mod flight;
 mod generate;
 mod info;
 mod manager;
