@@ -115,6 +115,11 @@ pub const KEYS: &[Key] = &[
         "directory",
         "Folder of ortho scenery packages that `xearthlayer run` mounts.",
     ),
+    key(
+        "prefetch",
+        "telemetry",
+        "Where the aircraft is, for prefetch: auto, off, udp://HOST:PORT or http://HOST:PORT.",
+    ),
 ];
 
 /// The key named `section.name`, or an error listing the keys.
@@ -144,6 +149,7 @@ pub struct FileSettings {
     pub max_in_flight: Option<usize>,
     pub custom_scenery: Option<PathBuf>,
     pub packages_dir: Option<PathBuf>,
+    pub telemetry: Option<xearthlayer::telemetry::TelemetrySpec>,
 }
 
 /// Why a `key = value` line was not taken.
@@ -188,6 +194,9 @@ impl FileSettings {
             }
             ("xplane", "custom_scenery") => self.custom_scenery = parsed(value, parse_path)?,
             ("packages", "directory") => self.packages_dir = parsed(value, parse_path)?,
+            ("prefetch", "telemetry") => {
+                self.telemetry = parsed(value, |v| v.parse().map_err(|e| format!("{e}")))?
+            }
             _ => return Err(Refused::UnknownKey),
         }
         Ok(())
@@ -535,6 +544,7 @@ mod tests {
             "cache.memory_size" | "cache.disk_size" => "3GiB",
             "cache.enabled" => "no",
             "generation.budget_seconds" => "2.5",
+            "prefetch.telemetry" => "udp://127.0.0.1:49000",
             _ => "7",
         }
     }

@@ -8,10 +8,12 @@ mod config_cmd;
 mod demo;
 mod doctor;
 mod files;
+mod flight;
 mod generate;
 mod info;
 mod manager;
 mod packages;
+mod prefetch_cmd;
 mod run;
 mod scenery_packs;
 mod start;
@@ -53,6 +55,8 @@ enum Command {
     Config(config_cmd::ConfigArgs),
     /// Disk cache statistics, or clear it.
     Cache(cache_cmd::CacheArgs),
+    /// Fill the disk cache around a point before a flight.
+    Prefetch(prefetch_cmd::PrefetchArgs),
     /// Check FUSE, permissions, mounts, the cache, X-Plane and the provider.
     Doctor(doctor::DoctorArgs),
 }
@@ -84,6 +88,7 @@ async fn main() {
         Command::Init(args) => config_cmd::init(args),
         Command::Config(args) => config_cmd::run(args),
         Command::Cache(args) => cache_cmd::run(args),
+        Command::Prefetch(args) => prefetch_cmd::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
     };
     let code = match result {

@@ -40,6 +40,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_tui: bool,
     #[command(flatten)]
+    pub telemetry: crate::flight::TelemetryArg,
+    #[command(flatten)]
     pub service: ServiceArgs,
 }
 
@@ -137,7 +139,15 @@ pub async fn run(args: RunArgs) -> CliResult {
         "serving {} packages; Ctrl-C to stop",
         manager.mounted().len()
     );
-    let reporter = status::spawn_reporter(service.clone(), manager.views(), !args.no_tui);
+    let filesystems: Vec<_> = manager.views().into_iter().map(|v| v.fs).collect();
+    let prefetch =
+        crate::flight::start_with_status(&args.telemetry.spec(file), &service, &filesystems, None);
+    let reporter = status::spawn_reporter(
+        service.clone(),
+        manager.views(),
+        !args.no_tui,
+        crate::flight::status_lines(prefetch.as_ref()),
+    );
     loop {
         tokio::select! {
             name = &mut shutdown => {
@@ -159,6 +169,7 @@ pub async fn run(args: RunArgs) -> CliResult {
         }
     }
     reporter.abort();
+    drop(prefetch);
     for ended in manager.stop_all().await {
         match ended.result {
             Ok(()) => println!("unmounted {}", ended.mountpoint.display()),

@@ -33,6 +33,8 @@ pub struct StartArgs {
     #[arg(long)]
     pub no_tui: bool,
     #[command(flatten)]
+    pub telemetry: crate::flight::TelemetryArg,
+    #[command(flatten)]
     pub service: ServiceArgs,
 }
 
@@ -93,11 +95,23 @@ pub async fn run(args: StartArgs) -> CliResult {
         service.format(),
         service.provider().display_name()
     );
+    let file = args.service.config.load()?.settings;
+    let prefetch = crate::flight::start_with_status(
+        &args.telemetry.spec(&file),
+        &service,
+        &[Arc::clone(&fs)],
+        stats.as_ref(),
+    );
     let view = vec![status::MountView {
         mountpoint: mountpoint.clone(),
         fs,
     }];
-    let reporter = status::spawn_reporter(service.clone(), view, !args.no_tui);
+    let reporter = status::spawn_reporter(
+        service.clone(),
+        view,
+        !args.no_tui,
+        crate::flight::status_lines(prefetch.as_ref()),
+    );
     let ended_by_itself = tokio::select! {
         signal = shutdown => {
             println!("{signal}: unmounting {}", mountpoint.display());
@@ -110,6 +124,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         }
     };
     reporter.abort();
+    drop(prefetch);
     if !ended_by_itself {
         session.unmount().await?;
     }

@@ -24,12 +24,17 @@ pub struct MountView {
     pub fs: Arc<OverlayFs<TextureService>>,
 }
 
+/// More status lines from outside the service (prefetch), asked each time.
+pub type ExtraLines = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
 /// Reports until aborted: in a terminal a live block redrawn every second,
-/// otherwise (or with `--no-tui`) a log line every 10 s.
+/// otherwise (or with `--no-tui`) a log line every 10 s; `extra` lines
+/// (prefetch) follow the service's.
 pub fn spawn_reporter(
     service: TextureService,
     mounts: Vec<MountView>,
     live: bool,
+    extra: ExtraLines,
 ) -> tokio::task::JoinHandle<()> {
     let live = live && io::stdout().is_terminal();
     let every = Duration::from_secs(if live { 1 } else { 10 });
@@ -45,7 +50,11 @@ pub fn spawn_reporter(
             let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
             if live {
                 let width = terminal_width();
-                let block = fit(&live_block(&last.1, &now.1, secs, &service, &mounts), width);
+                let mut block = live_block(&last.1, &now.1, secs, &service, &mounts);
+                for more in extra() {
+                    let _ = writeln!(block, " {more}");
+                }
+                let block = fit(&block, width);
                 // Move up over the previous block and clear it, then redraw.
                 let rows = rows_taken(&drawn, width.max(1));
                 let mut out = io::stdout().lock();
@@ -57,6 +66,9 @@ pub fn spawn_reporter(
                 drawn = block.lines().map(console::measure_text_width).collect();
             } else {
                 tracing::info!("{}", line(&last.1, &now.1, secs, &service));
+                for more in extra() {
+                    tracing::info!("{more}");
+                }
             }
             last = now;
         }
@@ -244,7 +256,12 @@ pub struct StatsFile {
     service: TextureService,
     path: PathBuf,
     dumps: Arc<AtomicU64>,
+    /// More `key=value` pairs from outside the service (prefetch), once set.
+    extra: Arc<std::sync::OnceLock<ExtraPairs>>,
 }
+
+/// More `key=value` pairs for the stats file, asked at each write.
+pub type ExtraPairs = Box<dyn Fn() -> Vec<(&'static str, String)> + Send + Sync>;
 
 impl StatsFile {
     /// From now on each SIGUSR1 writes the file, then starts new peak
@@ -256,6 +273,7 @@ impl StatsFile {
             service,
             path,
             dumps: Arc::default(),
+            extra: Arc::default(),
         };
         let writer = stats.clone();
         tokio::spawn(async move {
@@ -271,14 +289,22 @@ impl StatsFile {
         Ok(stats)
     }
 
+    /// Adds `pairs` to every later write (only the first call counts).
+    pub fn set_extra(&self, pairs: ExtraPairs) {
+        let _ = self.extra.set(pairs);
+    }
+
     /// Writes the counters now, replacing the file at once.
     pub async fn write(&self) -> io::Result<()> {
         let dump = self.dumps.fetch_add(1, Ordering::Relaxed) + 1;
-        let text = stats_lines(
+        let mut text = stats_lines(
             dump,
             &self.service.metrics().snapshot(),
             self.service.memory_bytes(),
         );
+        for (key, value) in self.extra.get().map(|f| f()).unwrap_or_default() {
+            let _ = writeln!(text, "{key}={value}");
+        }
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(".tmp");
         tokio::fs::write(&tmp, text).await?;

@@ -94,6 +94,9 @@ impl World {
     fn start(&self, args: &[&str]) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
             .arg("run")
+            // These tests count downloads per read; prefetch (which builds a
+            // tile's textures once its DSF is opened) would blur the counts.
+            .args(["--telemetry", "off"])
             .args(args)
             .env("HOME", &self.home)
             .env_remove("XEARTHLAYER_CONFIG")

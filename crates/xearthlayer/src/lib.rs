@@ -13,6 +13,10 @@
 //! - [`fs`]: the filesystem core: package index, inodes, handles, reads
 //!   (testable without a kernel).
 //! - [`fuse`]: the thin `fuse3` adapter and the mount session.
+//! - [`telemetry`]: where the aircraft is (X-Plane's UDP and Web API, or
+//!   inferred from what X-Plane reads).
+//! - [`prefetch`]: predicting X-Plane's next loads and building them in
+//!   the background.
 //! - [`metrics`]: counters every stage shares.
 //! - [`sched`]: live and background classes of work and their permits.
 
@@ -24,6 +28,8 @@ pub mod fs;
 pub mod fuse;
 pub mod image;
 pub mod metrics;
+pub mod prefetch;
 pub mod provider;
 pub mod sched;
+pub mod telemetry;
 pub mod texture;

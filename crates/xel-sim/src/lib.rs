@@ -1,10 +1,12 @@
 //! The simulated world XEarthLayer runs against when the real one is not
 //! there: deterministic synthetic imagery, a local HTTP imagery server with
 //! injectable latency and faults, sample Ortho4XP-style scenery packages and
-//! an X-Plane-like reader. The offline demo, the tests and the benchmarks
+//! an X-Plane-like reader, and a simulated X-Plane (telemetry protocols and
+//! scenery loading by X-Plane's rule). The offline demo, the tests and the benchmarks
 //! share it, so none of them needs the internet or X-Plane.
 
 pub mod burst;
+pub mod grid;
 pub mod imagery;
 pub mod package;
 pub mod server;
@@ -16,3 +18,4 @@ pub use server::{
     start_in_background, BackgroundServer, Faults, ImageryServer, ServerConfig, ServerStats,
 };
 pub mod mounts;
+pub mod xplane;

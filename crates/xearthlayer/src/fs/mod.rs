@@ -21,6 +21,7 @@ mod dir;
 mod handle;
 mod index;
 mod inode;
+mod observer;
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +42,7 @@ pub use attr::{Attr, DirEntry, DirEntryPlus, FileKind, Opened, StatFs};
 pub use dir::{Readdir, ReaddirPlus};
 pub use index::{TextureIndex, TEXTURES_DIR};
 pub use inode::{ROOT_INO, TEXTURES_INO};
+pub use observer::FsObserver;
 
 use dir::{DirSnapshot, RealEntry, VirtualEntries};
 use handle::{HandleTable, OpenNode};
@@ -139,6 +141,8 @@ pub struct OverlayFs<S: TextureSource> {
     texture_reads: Counter,
     texture_bytes: Counter,
     file_bytes: Counter,
+    /// Told of DSF opens and texture reads (the prefetcher), once set.
+    observer: std::sync::OnceLock<Arc<dyn FsObserver>>,
 }
 
 /// What one mount has served, for the status view.
@@ -199,6 +203,7 @@ impl<S: TextureSource> OverlayFs<S> {
             texture_reads: Counter::default(),
             texture_bytes: Counter::default(),
             file_bytes: Counter::default(),
+            observer: std::sync::OnceLock::new(),
             source: source_dir,
             textures,
             index,
@@ -224,6 +229,12 @@ impl<S: TextureSource> OverlayFs<S> {
 
     pub fn index(&self) -> &TextureIndex {
         &self.index
+    }
+
+    /// Tells `observer` of what X-Plane reads from now on; only the first
+    /// observer set is kept (returns false for later ones).
+    pub fn set_observer(&self, observer: Arc<dyn FsObserver>) -> bool {
+        self.observer.set(observer).is_ok()
     }
 
     pub fn texture_source(&self) -> &S {
@@ -372,6 +383,11 @@ impl<S: TextureSource> OverlayFs<S> {
                 })
             }
             NodeKind::Real => {
+                if let Some(observer) = self.observer.get() {
+                    if node.rel.extension() == Some(OsStr::new("dsf")) {
+                        observer.dsf_opened(&node.rel);
+                    }
+                }
                 let abs = self.source.join(&node.rel);
                 let file = blocking(move || {
                     std::fs::OpenOptions::new()
@@ -409,6 +425,11 @@ impl<S: TextureSource> OverlayFs<S> {
             } if *open_ino == ino => {
                 let size_of_file = self.textures.texture_size();
                 let want = size_of_file.saturating_sub(offset).min(u64::from(size)) as usize;
+                if let Some(observer) = self.observer.get() {
+                    if let Some(NodeKind::Texture(id)) = self.inodes.get(ino).map(|n| n.kind) {
+                        observer.texture_read(&id, offset..offset + want as u64);
+                    }
+                }
                 let bytes = self.textures.read(handle, offset, size).await;
                 self.texture_reads.incr();
                 self.texture_bytes.add(want as u64);

@@ -1,0 +1,440 @@
+//! The prefetcher: background work that builds what X-Plane will read next
+//! and never hurts what it reads now.
+//!
+//! Every cycle (and at once when X-Plane opens a DSF) it plans: first the
+//! textures of tiles X-Plane just opened (it reads them next), then those
+//! of the tiles [`predict`](super::predict) expects along the track, each
+//! with only the ranges X-Plane will read ([`ranges`](super::ranges)),
+//! skipping what is cached. Work is bounded: at most `max_in_flight`
+//! textures at once (the slot is taken before the task is spawned), at most
+//! `max_queue` planned, nothing new while the memory cache holds more than
+//! `memory_limit` or while a live burst is being served. Work on tiles that
+//! fell out of the plan (flown past, or nobody flies) is cancelled.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
+
+use super::catalog::{Catalog, Tile};
+use super::predict;
+use super::ranges;
+use super::stats::{PrefetchStats, PrefetchStatus};
+use crate::coord::TextureId;
+use crate::fs::FsObserver;
+use crate::telemetry::motion::distance_m;
+use crate::telemetry::{inferred::dsf_tile, InferredPosition, Telemetry};
+use crate::texture::TextureService;
+
+/// A read that missed the cache this recently means a live burst is on.
+const LIVE_QUIET: Duration = Duration::from_millis(500);
+/// How often the pause is checked while paused.
+const PAUSE_POLL: Duration = Duration::from_millis(50);
+
+/// How the prefetcher runs.
+#[derive(Debug, Clone)]
+pub struct PrefetchConfig {
+    /// Textures prefetched at once.
+    pub max_in_flight: usize,
+    /// Textures planned at once.
+    pub max_queue: usize,
+    /// Time between plans.
+    pub cycle: Duration,
+    /// How far ahead along the track to plan: at least this far...
+    pub horizon_m: f64,
+    /// ...and at least this long at the current speed.
+    pub horizon_time: Duration,
+    /// A DSF X-Plane opened stays in the plan this long.
+    pub opened_for: Duration,
+    /// No new work while the memory cache holds more than this.
+    pub memory_limit: u64,
+}
+
+impl Default for PrefetchConfig {
+    fn default() -> Self {
+        PrefetchConfig {
+            max_in_flight: 32,
+            max_queue: 4096,
+            cycle: Duration::from_secs(2),
+            horizon_m: 150_000.0,
+            horizon_time: Duration::from_secs(90),
+            opened_for: Duration::from_secs(60),
+            memory_limit: 512 << 20,
+        }
+    }
+}
+
+/// One texture to prefetch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: TextureId,
+    pub tile: Tile,
+    pub ranges: Vec<Range<u64>>,
+}
+
+struct Shared {
+    service: TextureService,
+    catalog: Arc<dyn Catalog>,
+    telemetry: Telemetry,
+    inferred: Option<InferredPosition>,
+    config: PrefetchConfig,
+    /// Tiles X-Plane opened, and when.
+    opened: Mutex<HashMap<Tile, Instant>>,
+    /// When a read last missed the cache.
+    last_live_miss: Mutex<Option<Instant>>,
+    wake: Notify,
+    stats: PrefetchStats,
+}
+
+/// The prefetcher's handle: its mount observer, its status, its task.
+#[derive(Clone)]
+pub struct Prefetcher {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Prefetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefetcher").finish_non_exhaustive()
+    }
+}
+
+impl Prefetcher {
+    /// A prefetcher over `service` for the textures of `catalog`, steered by
+    /// `telemetry`; with `inferred`, what the mounts see moves the inferred
+    /// position too.
+    pub fn new(
+        service: TextureService,
+        catalog: Arc<dyn Catalog>,
+        telemetry: Telemetry,
+        inferred: Option<InferredPosition>,
+        config: PrefetchConfig,
+    ) -> Self {
+        Prefetcher {
+            shared: Arc::new(Shared {
+                service,
+                catalog,
+                telemetry,
+                inferred,
+                config,
+                opened: Mutex::default(),
+                last_live_miss: Mutex::default(),
+                wake: Notify::new(),
+                stats: PrefetchStats::default(),
+            }),
+        }
+    }
+
+    /// The hook to give each mount ([`crate::fs::OverlayFs::set_observer`]).
+    pub fn observer(&self) -> Arc<dyn FsObserver> {
+        Arc::new(self.clone())
+    }
+
+    pub fn status(&self) -> PrefetchStatus {
+        self.shared.stats.status(self.shared.telemetry.fix())
+    }
+
+    /// Runs until the task is aborted; aborting cancels the work in flight.
+    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move { shared.run().await })
+    }
+
+    /// What the prefetcher would do now, best first (for tests and the
+    /// `prefetch` command's estimate).
+    pub fn plan(&self) -> Vec<Job> {
+        self.shared.plan()
+    }
+}
+
+impl FsObserver for Prefetcher {
+    fn dsf_opened(&self, rel: &Path) {
+        let Some(tile) = rel.file_name().and_then(|n| n.to_str()).and_then(dsf_tile) else {
+            return;
+        };
+        let shared = &self.shared;
+        shared.stats.dsf_opens.incr();
+        let fresh = shared
+            .opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tile, Instant::now())
+            .is_none();
+        if let Some(inferred) = &shared.inferred {
+            inferred.dsf_opened(tile.0, tile.1);
+        }
+        if fresh {
+            shared.wake.notify_one();
+        }
+    }
+
+    fn texture_read(&self, id: &TextureId, range: Range<u64>) {
+        let shared = &self.shared;
+        if range.start == 0 {
+            if let Some(inferred) = &shared.inferred {
+                inferred.texture_opened(id.bounds().center());
+            }
+        }
+        shared.stats.reads.incr();
+        if shared.service.is_cached(id, range) {
+            shared.stats.read_hits.incr();
+        } else {
+            *shared
+                .last_live_miss
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
+    }
+}
+
+impl Shared {
+    /// Live reads are being served: X-Plane missed the cache just now, or
+    /// the engine is busy with nothing of ours in flight.
+    fn live_busy(&self, ours_in_flight: usize) -> bool {
+        let missed = self
+            .last_live_miss
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < LIVE_QUIET);
+        missed || (ours_in_flight == 0 && self.service.live_busy())
+    }
+
+    fn paused(&self, ours_in_flight: usize) -> bool {
+        self.live_busy(ours_in_flight) || self.service.memory_bytes() > self.config.memory_limit
+    }
+
+    fn plan(&self) -> Vec<Job> {
+        let format = self.service.format();
+        let fix = self.telemetry.fix();
+        let mut jobs = Vec::new();
+        let mut planned: HashSet<Tile> = HashSet::new();
+        let mut add_tile = |tile: Tile, from: (f64, f64), jobs: &mut Vec<Job>| {
+            if !planned.insert(tile) {
+                return;
+            }
+            let mut textures: Vec<(f64, &TextureId)> = self
+                .catalog
+                .textures_in_tile(tile)
+                .iter()
+                .map(|t| (distance_m(from, t.center), &t.id))
+                .collect();
+            textures.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for (distance, id) in textures {
+                let ranges: Vec<_> = ranges::ranges(format, distance)
+                    .into_iter()
+                    .filter(|r| !self.service.is_cached(id, r.clone()))
+                    .collect();
+                if !ranges.is_empty() {
+                    jobs.push(Job {
+                        id: id.clone(),
+                        tile,
+                        ranges,
+                    });
+                }
+            }
+        };
+        // Tiles X-Plane opened: it reads their textures next.
+        let opened: Vec<Tile> = {
+            let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+            opened.retain(|_, at| at.elapsed() < self.config.opened_for);
+            let mut tiles: Vec<(Instant, Tile)> = opened.iter().map(|(t, at)| (*at, *t)).collect();
+            tiles.sort_unstable();
+            tiles.into_iter().map(|(_, t)| t).collect()
+        };
+        for tile in &opened {
+            let from = fix.map_or((f64::from(tile.0) + 0.5, f64::from(tile.1) + 0.5), |f| {
+                (f.lat, f.lon)
+            });
+            add_tile(*tile, from, &mut jobs);
+        }
+        // Tiles ahead along the track, soonest first.
+        if let Some(fix) = fix {
+            if let Some(motion) = fix.motion {
+                let horizon = self
+                    .config
+                    .horizon_m
+                    .max(motion.speed_mps * self.config.horizon_time.as_secs_f64());
+                let loaded: HashSet<Tile> = opened.iter().copied().collect();
+                for load in predict::next_loads((fix.lat, fix.lon), motion, horizon, &loaded) {
+                    add_tile(load.tile, load.trigger, &mut jobs);
+                    if jobs.len() >= self.config.max_queue {
+                        break;
+                    }
+                }
+            }
+        }
+        jobs.truncate(self.config.max_queue);
+        jobs
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut tasks: JoinSet<TextureId> = JoinSet::new();
+        let mut in_flight: HashMap<TextureId, (Tile, AbortHandle)> = HashMap::new();
+        loop {
+            let plan = self.plan();
+            let wanted: HashSet<Tile> = plan.iter().map(|j| j.tile).collect();
+            in_flight.retain(|_, (tile, handle)| {
+                let keep = wanted.contains(tile);
+                if !keep {
+                    handle.abort();
+                    self.stats.dropped.incr();
+                }
+                keep
+            });
+            let mut pending: VecDeque<Job> = plan
+                .into_iter()
+                .filter(|j| !in_flight.contains_key(&j.id))
+                .collect();
+            let deadline = Instant::now() + self.config.cycle;
+            loop {
+                self.stats
+                    .queued
+                    .store(pending.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .in_flight
+                    .store(in_flight.len() as u64, Ordering::Relaxed);
+                let can_start = !pending.is_empty()
+                    && in_flight.len() < self.config.max_in_flight.max(1)
+                    && !self.paused(in_flight.len());
+                if can_start {
+                    let Some(job) = pending.pop_front() else {
+                        break;
+                    };
+                    let service = self.service.clone();
+                    let id = job.id.clone();
+                    let handle = tasks.spawn(async move {
+                        let parts = job
+                            .ranges
+                            .iter()
+                            .map(|r| service.prefetch(&job.id, r.clone()));
+                        futures_util::future::join_all(parts).await;
+                        job.id
+                    });
+                    in_flight.insert(id, (job.tile, handle));
+                    continue;
+                }
+                let waiting_on_pause =
+                    !pending.is_empty() && in_flight.len() < self.config.max_in_flight.max(1);
+                tokio::select! {
+                    done = tasks.join_next(), if !tasks.is_empty() => {
+                        match done {
+                            Some(Ok(id)) => {
+                                in_flight.remove(&id);
+                                self.stats.built.incr();
+                            }
+                            Some(Err(err)) => {
+                                // Aborted ones were removed already; a panic frees its slot here.
+                                in_flight.retain(|_, (_, handle)| handle.id() != err.id());
+                            }
+                            None => {}
+                        }
+                    }
+                    () = tokio::time::sleep(PAUSE_POLL), if waiting_on_pause => {}
+                    () = tokio::time::sleep_until(deadline) => break,
+                    () = self.wake.notified() => break,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dds::layout::DdsFormat;
+    use crate::prefetch::catalog::IndexCatalog;
+    use crate::provider::TemplateProvider;
+    use crate::telemetry::{Sample, SourceKind};
+    use crate::texture::ServiceConfig;
+
+    /// A service that could never download: planning needs none.
+    fn service() -> TextureService {
+        let provider = TemplateProvider::custom("http://127.0.0.1:9/{z}/{x}/{y}.jpg").unwrap();
+        TextureService::new(Arc::new(provider), ServiceConfig::default()).unwrap()
+    }
+
+    /// Textures at ZL16 every 16 chunks along a meridian band around -5.5.
+    fn catalog(lats: std::ops::Range<i32>) -> IndexCatalog {
+        let ids = lats.flat_map(|lat| {
+            [0.2, 0.5, 0.8].into_iter().map(move |f| {
+                let chunk = crate::coord::chunk_at(16, f64::from(lat) + f, -5.5);
+                TextureId::new(
+                    u64::from(chunk.y / 16 * 16),
+                    u64::from(chunk.x / 16 * 16),
+                    16,
+                    "BI",
+                )
+                .unwrap()
+            })
+        });
+        IndexCatalog::from_ids(ids)
+    }
+
+    fn northbound(hub: &Telemetry, lat: f64) {
+        hub.report(
+            SourceKind::Udp,
+            Sample {
+                lat,
+                lon: -5.5,
+                elevation_m: 3000.0,
+                heading_deg: 0.0,
+                groundspeed_mps: 130.0,
+            },
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn plans_opened_tiles_first_then_the_tiles_ahead_with_only_what_is_read() {
+        let hub = Telemetry::new();
+        let prefetcher = Prefetcher::new(
+            service(),
+            Arc::new(catalog(44..52)),
+            hub.clone(),
+            None,
+            PrefetchConfig::default(),
+        );
+        assert!(prefetcher.plan().is_empty(), "nobody flies: nothing to do");
+        northbound(&hub, 47.7);
+        prefetcher.dsf_opened(Path::new("Earth nav data/+40-010/+45-006.dsf"));
+        let plan = prefetcher.plan();
+        let tiles: Vec<Tile> = plan.iter().map(|j| j.tile).collect();
+        assert_eq!(&tiles[..3], &[(45, -6); 3], "{tiles:?}");
+        // Ahead: rows 48..50 (fired at 47.6), then 51 further on; never behind.
+        let ahead: Vec<i32> = tiles[3..].iter().map(|t| t.0).collect();
+        assert_eq!(ahead.first(), Some(&48));
+        assert!(ahead.windows(2).all(|w| w[0] <= w[1]), "{ahead:?}");
+        assert!(ahead.iter().all(|&lat| lat >= 48), "{ahead:?}");
+        // Distant textures: the header read and the low levels only.
+        let far = plan.iter().find(|j| j.tile.0 == 50).unwrap();
+        assert_eq!(far.ranges, ranges::ranges(DdsFormat::Bc1, 200_000.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_count_hits_and_misses_and_a_miss_pauses_new_work() {
+        let hub = Telemetry::new();
+        let svc = service();
+        let prefetcher = Prefetcher::new(
+            svc.clone(),
+            Arc::new(catalog(47..48)),
+            hub.clone(),
+            Some(InferredPosition::new(hub.clone())),
+            PrefetchConfig::default(),
+        );
+        let id = prefetcher.shared.catalog.textures_in_tile((47, -6))[0]
+            .id
+            .clone();
+        prefetcher.texture_read(&id, 0..65_536);
+        let status = prefetcher.status();
+        assert_eq!((status.reads, status.read_hits), (1, 0));
+        assert!(prefetcher.shared.paused(0), "a live miss just now");
+        // The read told where X-Plane loads: the inferred position.
+        assert_eq!(status.fix.map(|f| f.source), Some(SourceKind::Inferred));
+        tokio::time::advance(LIVE_QUIET).await;
+        assert!(!prefetcher.shared.paused(0));
+    }
+}

@@ -1,0 +1,108 @@
+//! The `--telemetry` option: `auto`, `off`, `udp://HOST:PORT` or
+//! `http://HOST:PORT`.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+
+/// Which telemetry clients run. The inferred position is used with every
+/// choice but `off`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TelemetrySpec {
+    /// Web API on 127.0.0.1:8086 and UDP on 127.0.0.1:49000.
+    #[default]
+    Auto,
+    /// No telemetry, nor inferred position: no prefetch while flying.
+    Off,
+    Udp(SocketAddr),
+    WebApi(SocketAddr),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TelemetryError {
+    #[error("telemetry {0:?}: expected auto, off, udp://HOST:PORT or http://HOST:PORT")]
+    BadSpec(String),
+    #[error("telemetry {0:?}: cannot resolve the address")]
+    BadAddress(String),
+}
+
+impl TelemetrySpec {
+    /// Whether the positions inferred from the mounts' reads are used.
+    pub fn uses_inferred(&self) -> bool {
+        *self != TelemetrySpec::Off
+    }
+}
+
+impl FromStr for TelemetrySpec {
+    type Err = TelemetryError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        match text.to_ascii_lowercase().as_str() {
+            "auto" => return Ok(TelemetrySpec::Auto),
+            "off" | "none" => return Ok(TelemetrySpec::Off),
+            _ => {}
+        }
+        let bad = || TelemetryError::BadSpec(text.to_string());
+        let (scheme, rest) = text.split_once("://").ok_or_else(bad)?;
+        let host_port = rest.strip_suffix('/').unwrap_or(rest);
+        if host_port.is_empty() || host_port.contains('/') || !host_port.contains(':') {
+            return Err(bad());
+        }
+        let addr = host_port
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| TelemetryError::BadAddress(text.to_string()))?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "udp" => Ok(TelemetrySpec::Udp(addr)),
+            "http" => Ok(TelemetrySpec::WebApi(addr)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for TelemetrySpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TelemetrySpec::Auto => f.write_str("auto"),
+            TelemetrySpec::Off => f.write_str("off"),
+            TelemetrySpec::Udp(addr) => write!(f, "udp://{addr}"),
+            TelemetrySpec::WebApi(addr) => write!(f, "http://{addr}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        assert_eq!("auto".parse(), Ok(TelemetrySpec::Auto));
+        assert_eq!("OFF".parse(), Ok(TelemetrySpec::Off));
+        assert_eq!(
+            "udp://127.0.0.1:49000".parse(),
+            Ok(TelemetrySpec::Udp("127.0.0.1:49000".parse().unwrap()))
+        );
+        assert_eq!(
+            "http://127.0.0.1:8086/".parse(),
+            Ok(TelemetrySpec::WebApi("127.0.0.1:8086".parse().unwrap()))
+        );
+        let spec: TelemetrySpec = "http://127.0.0.1:8086".parse().unwrap();
+        assert_eq!(spec.to_string().parse(), Ok(spec));
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_use() {
+        for bad in [
+            "",
+            "udp",
+            "udp://",
+            "ftp://1.2.3.4:5",
+            "http://127.0.0.1",
+            "http://h:1/api",
+        ] {
+            assert!(bad.parse::<TelemetrySpec>().is_err(), "{bad}");
+        }
+    }
+}

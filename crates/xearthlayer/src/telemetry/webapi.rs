@@ -1,0 +1,181 @@
+//! X-Plane's local Web API (12.1.1 and later): REST look-up of dataref ids,
+//! then a WebSocket subscription to their values.
+//!
+//! Ids are valid for one simulator session, so every (re)connection looks
+//! them up again. X-Plane sends only values that changed: when nothing
+//! arrives for [`STALE_AFTER`] the client asks one value over REST; if
+//! X-Plane answers, it is paused and the last position still holds,
+//! otherwise the session ends and the client starts over.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::hub::{Sample, SourceKind, Telemetry};
+use super::{DATAREFS, STALE_AFTER};
+
+/// X-Plane's default Web API port.
+pub const DEFAULT_PORT: u16 = 8086;
+/// Bound on every REST call and on the WebSocket handshake.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebApiError {
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("websocket: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("unexpected answer: {0}")]
+    Protocol(String),
+    #[error("timed out")]
+    Timeout,
+}
+
+/// Looks up [`DATAREFS`] and streams their values into `telemetry` until
+/// aborted, starting over whenever X-Plane goes away.
+pub async fn run(xplane: SocketAddr, telemetry: Telemetry) {
+    // Its own small client: these calls go to the local simulator, not to an
+    // imagery provider, and must not count as (or wait behind) downloads.
+    let http = match reqwest::Client::builder()
+        .timeout(CALL_TIMEOUT)
+        .no_proxy()
+        .build()
+    {
+        Ok(http) => http,
+        Err(err) => {
+            tracing::warn!(%err, "web api telemetry disabled");
+            return;
+        }
+    };
+    let mut failures = 0u32;
+    loop {
+        match session(&http, xplane, &telemetry).await {
+            Ok(()) => failures = 0,
+            Err(err) => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::debug!(%xplane, %err, "web api telemetry unavailable; will retry");
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The ids of [`DATAREFS`] in this simulator session.
+pub async fn lookup_ids(
+    http: &reqwest::Client,
+    xplane: SocketAddr,
+) -> Result<Vec<u64>, WebApiError> {
+    let mut ids = Vec::with_capacity(DATAREFS.len());
+    for name in DATAREFS {
+        let url = format!("http://{xplane}/api/v2/datarefs?filter[name]={name}");
+        let answer: Value = get_json(http, &url).await?;
+        let id = answer["data"]
+            .as_array()
+            .and_then(|found| found.iter().find(|d| d["name"] == name))
+            .and_then(|d| d["id"].as_u64())
+            .ok_or_else(|| WebApiError::Protocol(format!("no dataref {name}")))?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, WebApiError> {
+    let response = http.get(url).send().await?.error_for_status()?;
+    let body = response.bytes().await?;
+    serde_json::from_slice(&body).map_err(|err| WebApiError::Protocol(err.to_string()))
+}
+
+/// One connection: ends when X-Plane stops answering.
+async fn session(
+    http: &reqwest::Client,
+    xplane: SocketAddr,
+    telemetry: &Telemetry,
+) -> Result<(), WebApiError> {
+    let ids = lookup_ids(http, xplane).await?;
+    let (mut socket, _) = tokio::time::timeout(
+        CALL_TIMEOUT,
+        tokio_tungstenite::connect_async(format!("ws://{xplane}/api/v2")),
+    )
+    .await
+    .map_err(|_| WebApiError::Timeout)??;
+    let subscribe = json!({
+        "req_id": 1,
+        "type": "dataref_subscribe_values",
+        "params": { "datarefs": ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>() },
+    });
+    socket.send(Message::text(subscribe.to_string())).await?;
+    let slot_of: HashMap<String, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(slot, id)| (id.to_string(), slot))
+        .collect();
+    let mut values = [None::<f64>; DATAREFS.len()];
+    let mut connected = false;
+    loop {
+        let message = match tokio::time::timeout(STALE_AFTER, socket.next()).await {
+            Ok(Some(message)) => message?,
+            Ok(None) => return Ok(()),
+            Err(_) => {
+                // Nothing changed, or nobody is there: ask once.
+                let url = format!("http://{xplane}/api/v2/datarefs/{}/value", ids[0]);
+                if get_json(http, &url).await.is_err() {
+                    tracing::info!(%xplane, "web api telemetry stopped; reconnecting");
+                    return Ok(());
+                }
+                if let Some(sample) = sample_of(&values) {
+                    telemetry.report(SourceKind::WebApi, sample);
+                }
+                continue;
+            }
+        };
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let Ok(update) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        match update["type"].as_str() {
+            Some("result") if update["success"] == false => {
+                return Err(WebApiError::Protocol(text.to_string()));
+            }
+            Some("dataref_update_values") => {}
+            _ => continue,
+        }
+        let Some(data) = update["data"].as_object() else {
+            continue;
+        };
+        for (id, value) in data {
+            if let (Some(&slot), Some(value)) = (slot_of.get(id), value.as_f64()) {
+                values[slot] = Some(value);
+            }
+        }
+        if let Some(sample) = sample_of(&values) {
+            if !connected {
+                tracing::info!(%xplane, "web api telemetry connected");
+                connected = true;
+            }
+            telemetry.report(SourceKind::WebApi, sample);
+        }
+    }
+}
+
+fn sample_of(values: &[Option<f64>; DATAREFS.len()]) -> Option<Sample> {
+    let [Some(lat), Some(lon), Some(elevation_m), Some(heading_deg), Some(groundspeed_mps)] =
+        *values
+    else {
+        return None;
+    };
+    Some(Sample {
+        lat,
+        lon,
+        elevation_m,
+        heading_deg,
+        groundspeed_mps,
+    })
+}
