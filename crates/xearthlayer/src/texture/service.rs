@@ -35,10 +35,9 @@ use super::state::{LowPart, TextureState};
 use crate::cache::{DiskCache, MemoryCache, TextureKey};
 use crate::coord::{ChunkCoord, TextureId};
 use crate::dds::layout::{self, DdsFormat};
-use crate::fetch::{FetchConfig, FetchError, HttpClient};
-use crate::image::looks_complete;
+use crate::fetch::{FetchConfig, FetchError, ImageryClient, WorkClass};
 use crate::metrics::Metrics;
-use crate::provider::TileProvider;
+use crate::provider::{Providers, TileProvider};
 
 /// A texture with filled chunks is built again (for new opens) after this long.
 const DEGRADED_RETRY: Duration = Duration::from_secs(60);
@@ -109,6 +108,8 @@ type SharedChunk = Shared<Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>>;
 /// One texture's shared entry: its built bytes and the work under way.
 pub struct TextureEntry {
     id: TextureId,
+    /// Where its imagery comes from (by its name's code, or forced).
+    provider: Arc<dyn TileProvider>,
     key: TextureKey,
     state: TextureState,
     /// Units being built, each shared by every reader that needs it.
@@ -159,8 +160,8 @@ pub struct TextureService {
 }
 
 struct Inner {
-    provider: Arc<dyn TileProvider>,
-    http: HttpClient,
+    providers: Providers,
+    http: ImageryClient,
     config: ServiceConfig,
     cpu: CpuPool,
     /// Working memory of the CPU jobs, reused (see [`build::Scratch`]).
@@ -169,7 +170,8 @@ struct Inner {
     memory: MemoryCache<Arc<TextureEntry>>,
     // Serialises finding-or-creating entries; held for cache calls only.
     entry_lock: Mutex<()>,
-    disk: Option<Arc<DiskCache>>,
+    /// One disk cache per provider, by its cache key.
+    disks: HashMap<String, Arc<DiskCache>>,
     placeholder: Bytes,
     metrics: Arc<Metrics>,
     /// Disk writes run in the background; shutdown waits for them.
@@ -179,7 +181,7 @@ struct Inner {
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextureService")
-            .field("provider", &self.provider.name())
+            .field("providers", &self.providers)
             .field("format", &self.config.format)
             .finish_non_exhaustive()
     }
@@ -189,22 +191,25 @@ impl TextureService {
     /// Starts a service. Opening the disk cache scans its folder, so call
     /// this before serving (it is quick: names and sizes only).
     pub fn new(
-        provider: Arc<dyn TileProvider>,
+        providers: impl Into<Providers>,
         config: ServiceConfig,
     ) -> Result<Self, ServiceError> {
+        let providers = providers.into();
         let metrics = Arc::new(Metrics::default());
-        let http = HttpClient::new(config.fetch.clone(), Arc::clone(&metrics))?;
-        let disk = match &config.disk_cache {
-            Some((path, bytes)) => Some(
-                DiskCache::open(path, provider.name(), config.format, *bytes).map_err(
+        let http = ImageryClient::new(config.fetch.clone(), Arc::clone(&metrics))?;
+        let mut disks = HashMap::new();
+        if let Some((path, bytes)) = &config.disk_cache {
+            for provider in providers.all() {
+                let key = provider.cache_key().to_string();
+                let disk = DiskCache::open(path, &key, config.format, *bytes).map_err(
                     |source| ServiceError::DiskCache {
                         path: path.clone(),
                         source,
                     },
-                )?,
-            ),
-            None => None,
-        };
+                )?;
+                disks.insert(key, disk);
+            }
+        }
         Ok(TextureService {
             inner: Arc::new(Inner {
                 cpu: CpuPool::new(config.cpu_threads),
@@ -213,9 +218,9 @@ impl TextureService {
                 memory: MemoryCache::new(config.memory_cache_bytes),
                 entry_lock: Mutex::new(()),
                 placeholder: Bytes::from(build::placeholder(config.format)),
-                provider,
+                providers,
                 http,
-                disk,
+                disks,
                 metrics,
                 config,
                 disk_writes: TaskTracker::new(),
@@ -236,8 +241,18 @@ impl TextureService {
         &self.inner.metrics
     }
 
+    /// The forced provider, or the fallback of codes nothing maps.
     pub fn provider(&self) -> &Arc<dyn TileProvider> {
-        &self.inner.provider
+        self.inner.providers.primary()
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.inner.providers
+    }
+
+    /// The shared download client (permits, provider limits and health).
+    pub fn client(&self) -> &ImageryClient {
+        &self.inner.http
     }
 
     /// Bytes of texture data held in memory.
@@ -245,8 +260,9 @@ impl TextureService {
         self.inner.memory.weight()
     }
 
+    /// The disk cache of [`TextureService::provider`].
     pub fn disk_cache(&self) -> Option<&Arc<DiskCache>> {
-        self.inner.disk.as_ref()
+        self.inner.disks.get(self.provider().cache_key())
     }
 
     /// The shared entry of a texture: cheap, no I/O. A degraded entry older
@@ -266,6 +282,7 @@ impl TextureService {
         }
         let entry = Arc::new(TextureEntry {
             id: id.clone(),
+            provider: self.inner.providers.for_texture(id),
             key,
             state: TextureState::new(self.inner.config.format),
             building: Mutex::new(HashMap::new()),
@@ -384,7 +401,9 @@ impl Inner {
 
     /// Fills a new entry from the disk cache, once.
     async fn load_from_disk(self: &Arc<Self>, entry: &Arc<TextureEntry>) {
-        let Some(disk) = &self.disk else { return };
+        let Some(disk) = self.disks.get(entry.provider.cache_key()) else {
+            return;
+        };
         entry
             .disk_loaded
             .get_or_init(|| async {
@@ -498,7 +517,7 @@ impl Inner {
             .add(added.iter().map(|(_, b)| b.len() as u64).sum());
         self.reweigh(&entry);
         if !degraded && !added.is_empty() {
-            if let Some(disk) = &self.disk {
+            if let Some(disk) = self.disks.get(entry.provider.cache_key()) {
                 let (disk, key) = (Arc::clone(disk), entry.key);
                 self.disk_writes
                     .spawn(async move { disk.append(key, added).await });
@@ -542,7 +561,7 @@ impl Inner {
             let download = if unit == Unit::Low {
                 self.ancestor(entry, chunk).left_future()
             } else {
-                self.fetch_chunk(chunk).right_future()
+                self.fetch_chunk(&entry.provider, chunk).right_future()
             };
             timeout_at(deadline, download).await.ok().flatten()
         });
@@ -565,7 +584,10 @@ impl Inner {
         chunk: ChunkCoord,
         deadline: tokio::time::Instant,
     ) -> ChunkInput {
-        let first = chunk.zoom.saturating_sub(self.provider.max_zoom()).max(1);
+        let first = chunk
+            .zoom
+            .saturating_sub(entry.provider.max_zoom())
+            .max(1);
         let depths: Vec<u8> = (first..first + FALLBACK_DEPTHS)
             .filter(|&d| d <= chunk.zoom && d <= 8)
             .collect();
@@ -606,23 +628,20 @@ impl Inner {
         memo.entry(chunk)
             .or_insert_with(|| {
                 let inner = Arc::clone(self);
-                async move { inner.fetch_chunk(chunk).await }
+                let provider = Arc::clone(&entry.provider);
+                async move { inner.fetch_chunk(&provider, chunk).await }
                     .boxed()
                     .shared()
             })
             .clone()
     }
 
-    async fn fetch_chunk(&self, chunk: ChunkCoord) -> Option<Bytes> {
-        if chunk.zoom > self.provider.max_zoom() {
-            return None;
-        }
-        let url = self.provider.chunk_url(chunk);
-        match self
-            .http
-            .get(&url, self.provider.referer(), looks_complete)
-            .await
-        {
+    async fn fetch_chunk(
+        &self,
+        provider: &Arc<dyn TileProvider>,
+        chunk: ChunkCoord,
+    ) -> Option<Bytes> {
+        match self.http.fetch(provider, chunk, WorkClass::Live).await {
             Ok(body) => Some(body),
             Err(e) => {
                 tracing::debug!(%chunk, error = %e, "chunk download failed");
