@@ -25,7 +25,7 @@ fn service(server: &ImageryServer, config: ServiceConfig) -> TextureService {
 fn fast_retries() -> FetchConfig {
     FetchConfig {
         backoff: Duration::from_millis(5),
-        request_timeout: Duration::from_secs(2),
+        first_byte_timeout: Duration::from_secs(2),
         ..FetchConfig::default()
     }
 }
