@@ -8,6 +8,7 @@
 //! - a burst set with [`ImageryServer::answer_next`]: the next N requests
 //!   answer 503 or 429;
 //! - `not_found_zooms`: every tile at those zooms 404s (no coverage there);
+//! - `filler_zooms`: every tile at those zooms is the uniform filler;
 //! - `not_found`: fixed per tile (the same tile always 404s, like a provider
 //!   with no coverage there);
 //! - drawn per request, so a retry can succeed: `server_error` (503),
@@ -86,6 +87,8 @@ pub struct Faults {
     /// Zooms with no coverage at all: bit `z` set means zoom `z` 404s
     /// (see [`Faults::zooms`]).
     pub not_found_zooms: u32,
+    /// Zooms where every tile is the uniform filler (200, one colour).
+    pub filler_zooms: u32,
     /// `Retry-After` seconds of 429s and 503s; 0 for none.
     pub retry_after_secs: u32,
     /// Time per body byte of a drip; zero means one second.
@@ -278,6 +281,9 @@ impl Shared {
         }
         if tile.zoom < 32 && faults.not_found_zooms & (1 << tile.zoom) != 0 {
             return Outcome::NotFound;
+        }
+        if tile.zoom < 32 && faults.filler_zooms & (1 << tile.zoom) != 0 {
+            return Outcome::FillerUniform;
         }
         let tile_hash = hash64(
             self.seed
