@@ -170,6 +170,7 @@ async fn a_failing_provider_fails_fast_and_is_probed_later() {
     let provider = provider(&server, 8);
     let client = client(FetchConfig {
         failures_to_trip: 3,
+        failing_for: Duration::ZERO,
         probe_after: Duration::from_millis(200),
         ..quick()
     });

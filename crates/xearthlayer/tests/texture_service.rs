@@ -116,7 +116,7 @@ async fn faults_never_break_a_texture() {
             server_error: 0.20,
             corrupt: 0.05,
             not_found: 0.05,
-            hang: 0.0,
+            ..Faults::default()
         },
         ..ServerConfig::default()
     })
@@ -141,7 +141,7 @@ async fn faults_never_break_a_texture() {
     assert!(m.chunk_retries > 0 && m.chunks_filled > 0, "{m:?}");
     // Filled chunks come from lower-zoom imagery, so the picture is still close.
     let level0 = decode_level(&results[0].bytes, DdsFormat::Bc1, 0);
-    assert!(psnr(&expected_level(&ids[0], 0), &level0) > 20.0);
+    assert!(psnr(&expected_level(&ids[0], 0), &level0) > 20.0, "{m:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,7 +185,11 @@ async fn disk_cache_serves_a_new_service_and_rejects_bad_files() {
     let writer = service(&server, config());
     let first = writer.texture(&id).await;
     writer.flush().await;
-    let path = dir.path().join("custom/bc1/16/25264_10416.xel");
+    // The custom provider's folder is named after its server.
+    let key = TemplateProvider::custom(&server.url_template()).unwrap();
+    let key = xearthlayer::provider::TileProvider::cache_key(&key).to_string();
+    assert!(key.starts_with("custom-127.0.0.1_"), "{key}");
+    let path = dir.path().join(key).join("bc1/16/25264_10416.xel");
     assert!(path.exists());
 
     server.reset_stats();

@@ -15,7 +15,7 @@
 //! cancelled; waiting is cancel-safe too.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -59,12 +59,36 @@ impl ProviderState {
     }
 }
 
+/// A request waiting for a permit. Waiters are woken one by one, only
+/// when a permit they can take is free, so a release costs one wake-up,
+/// not one per waiter.
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    class: WorkClass,
+    key: String,
+    wake: Arc<Notify>,
+    /// Woken and about to look again: counts as taking its permit.
+    woken: bool,
+}
+
 #[derive(Debug, Default)]
 struct State {
     live: usize,
     background: usize,
-    live_waiting: usize,
+    /// In arrival order.
+    waiters: Vec<Waiter>,
+    next_waiter: u64,
     providers: HashMap<String, ProviderState>,
+}
+
+impl State {
+    fn live_waiting(&self) -> usize {
+        self.waiters
+            .iter()
+            .filter(|w| w.class == WorkClass::Live)
+            .count()
+    }
 }
 
 /// Counts of permits now, for status and tests.
@@ -79,11 +103,18 @@ pub struct InFlight {
 #[derive(Debug)]
 pub struct Gate {
     state: Mutex<State>,
-    changed: Notify,
     max_in_flight: usize,
     max_background: usize,
     max_pause: Duration,
     thresholds: Thresholds,
+}
+
+/// What a request may do now.
+enum Step {
+    Take(Admit),
+    Wait,
+    WaitUntil(Instant),
+    Fail(&'static str),
 }
 
 impl Gate {
@@ -91,12 +122,12 @@ impl Gate {
         let max_in_flight = config.max_in_flight.max(1);
         Gate {
             state: Mutex::default(),
-            changed: Notify::new(),
             max_in_flight,
             max_background: config.max_background.clamp(1, max_in_flight),
             max_pause: config.max_retry_after,
             thresholds: Thresholds {
                 failures_to_trip: config.failures_to_trip.max(1),
+                failing_for: config.failing_for,
                 probe_after: config.probe_after,
                 max_probe_after: config.max_probe_after.max(config.probe_after),
             },
@@ -113,16 +144,16 @@ impl Gate {
         InFlight {
             live: s.live,
             background: s.background,
-            live_waiting: s.live_waiting,
+            live_waiting: s.live_waiting(),
         }
     }
 
     /// The provider's adaptive limit now (its ceiling before its first request).
     pub fn limit(&self, provider: &dyn TileProvider) -> usize {
-        self.lock()
-            .providers
-            .get(provider.cache_key())
-            .map_or(provider.max_in_flight().min(self.max_in_flight), ProviderState::allowed)
+        self.lock().providers.get(provider.cache_key()).map_or(
+            provider.max_in_flight().clamp(1, self.max_in_flight),
+            ProviderState::allowed,
+        )
     }
 
     /// Whether the provider is failing fast (or being probed).
@@ -133,6 +164,93 @@ impl Gate {
             .is_some_and(|p| p.health.is_open())
     }
 
+    /// What a request of `class` to `p` may do, given `taken` more permits
+    /// (of woken waiters) than counted, per class and for the provider.
+    fn step(
+        &self,
+        s: &State,
+        p: &ProviderState,
+        class: WorkClass,
+        extra: (usize, usize, usize),
+        live_waiting: usize,
+        now: Instant,
+    ) -> Step {
+        let admit = p.health.admit(now);
+        if admit == Admit::No {
+            return Step::Fail("it keeps failing; it is probed again later");
+        }
+        if let Some(until) = p.paused_until.filter(|&until| until > now) {
+            if until - now > self.max_pause {
+                return Step::Fail("it asked for a pause longer than we wait");
+            }
+            return Step::WaitUntil(until);
+        }
+        let (live, background) = (s.live + extra.0, s.background + extra.1);
+        let pool = live + background < self.max_in_flight;
+        let share = match class {
+            WorkClass::Live => true,
+            WorkClass::Background => background < self.max_background && live_waiting == 0,
+        };
+        let own = match admit {
+            Admit::Probe => p.in_flight + extra.2 == 0,
+            _ => p.in_flight + extra.2 < p.allowed(),
+        };
+        if pool && share && own {
+            Step::Take(admit)
+        } else {
+            Step::Wait
+        }
+    }
+
+    /// Wakes the waiters that can take a permit now (live ones first), and
+    /// those that are to fail fast.
+    fn wake(&self, s: &mut State) {
+        let now = Instant::now();
+        let mut extra: HashMap<&str, usize> = HashMap::new();
+        let (mut live, mut background) = (0, 0);
+        for w in s.waiters.iter().filter(|w| w.woken) {
+            *extra.entry(w.key.as_str()).or_default() += 1;
+            match w.class {
+                WorkClass::Live => live += 1,
+                WorkClass::Background => background += 1,
+            }
+        }
+        let mut wake = Vec::new();
+        let live_waiting = s.live_waiting();
+        for class in [WorkClass::Live, WorkClass::Background] {
+            for (i, w) in s.waiters.iter().enumerate() {
+                if w.woken || w.class != class {
+                    continue;
+                }
+                if s.live + s.background + live + background >= self.max_in_flight
+                    && class == WorkClass::Live
+                {
+                    break;
+                }
+                let Some(p) = s.providers.get(&w.key) else {
+                    continue;
+                };
+                let own = extra.get(w.key.as_str()).copied().unwrap_or(0);
+                match self.step(s, p, class, (live, background, own), live_waiting, now) {
+                    Step::Take(_) => {
+                        *extra.entry(w.key.as_str()).or_default() += 1;
+                        match class {
+                            WorkClass::Live => live += 1,
+                            WorkClass::Background => background += 1,
+                        }
+                        wake.push(i);
+                    }
+                    Step::Fail(_) => wake.push(i),
+                    Step::Wait | Step::WaitUntil(_) => {}
+                }
+            }
+        }
+        for i in wake {
+            s.waiters[i].woken = true;
+            s.waiters[i].wake.notify_one();
+        }
+    }
+
     /// Waits for a permit; fails at once when the provider is failing or
     /// has asked for a pause longer than we wait.
     pub async fn acquire(
@@ -141,103 +259,134 @@ impl Gate {
         class: WorkClass,
     ) -> Result<Permit<'_>, FetchError> {
         let key = provider.cache_key();
-        let _waiting = (class == WorkClass::Live).then(|| LiveWaiting::new(self));
+        let mut waiting: Option<Waiting<'_>> = None;
         loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let pause = {
+            let (wake, until) = {
                 let mut s = self.lock();
                 let now = Instant::now();
-                let (live, background, live_waiting) = (s.live, s.background, s.live_waiting);
-                let p = s.providers.entry(key.to_string()).or_insert_with(|| {
+                if !s.providers.contains_key(key) {
                     let ceiling = provider.max_in_flight().clamp(1, self.max_in_flight);
-                    ProviderState {
-                        in_flight: 0,
-                        ceiling,
-                        limit: ceiling as f64,
-                        last_cut: None,
-                        paused_until: None,
-                        health: Health::new(&self.thresholds),
-                    }
-                });
-                let admit = p.health.admit(now);
-                if admit == Admit::No {
-                    return Err(FetchError::Unavailable {
-                        provider: provider.name().to_string(),
-                        why: "it keeps failing; it is probed again later",
-                    });
+                    s.providers.insert(
+                        key.to_string(),
+                        ProviderState {
+                            in_flight: 0,
+                            ceiling,
+                            limit: ceiling as f64,
+                            last_cut: None,
+                            paused_until: None,
+                            health: Health::new(&self.thresholds),
+                        },
+                    );
                 }
-                match p.paused_until.filter(|&until| until > now) {
-                    Some(until) if until - now > self.max_pause => {
+                // A live request that is itself waiting does not hold
+                // itself back; others waiting hold background work back.
+                let mine = waiting.as_ref().map(|w| w.id);
+                let live_waiting = s
+                    .waiters
+                    .iter()
+                    .filter(|w| w.class == WorkClass::Live && Some(w.id) != mine)
+                    .count();
+                let p = &s.providers[key];
+                // Woken waiters ahead of us hold their permits in spirit;
+                // a newcomer must not take what a woken waiter was promised.
+                let promised = s.waiters.iter().filter(|w| w.woken && Some(w.id) != mine);
+                let (mut live, mut background, mut own) = (0, 0, 0);
+                for w in promised {
+                    match w.class {
+                        WorkClass::Live => live += 1,
+                        WorkClass::Background => background += 1,
+                    }
+                    if w.key == key {
+                        own += 1;
+                    }
+                }
+                match self.step(&s, p, class, (live, background, own), live_waiting, now) {
+                    Step::Fail(why) => {
                         return Err(FetchError::Unavailable {
                             provider: provider.name().to_string(),
-                            why: "it asked for a pause longer than we wait",
+                            why,
                         });
                     }
-                    Some(until) => Some(until),
-                    None => {
-                        let pool = live + background < self.max_in_flight;
-                        let share = match class {
-                            WorkClass::Live => true,
-                            WorkClass::Background => {
-                                background < self.max_background && live_waiting == 0
-                            }
-                        };
-                        let own = match admit {
-                            Admit::Probe => p.in_flight == 0,
-                            _ => p.in_flight < p.allowed(),
-                        };
-                        if pool && share && own {
-                            p.in_flight += 1;
-                            let probe = admit == Admit::Probe;
-                            if probe {
-                                p.health.start_probe();
-                            }
-                            match class {
-                                WorkClass::Live => s.live += 1,
-                                WorkClass::Background => s.background += 1,
-                            }
-                            return Ok(Permit {
-                                gate: self,
-                                key: key.to_string(),
-                                class,
-                                probe,
-                                reported: false,
-                            });
+                    Step::Take(admit) => {
+                        let p = s.providers.get_mut(key).expect("inserted above");
+                        p.in_flight += 1;
+                        let probe = admit == Admit::Probe;
+                        if probe {
+                            p.health.start_probe();
                         }
-                        None
+                        match class {
+                            WorkClass::Live => s.live += 1,
+                            WorkClass::Background => s.background += 1,
+                        }
+                        if let Some(w) = waiting.take() {
+                            s.waiters.retain(|x| x.id != w.id);
+                            std::mem::forget(w);
+                        }
+                        return Ok(Permit {
+                            gate: self,
+                            key: key.to_string(),
+                            class,
+                            probe,
+                            reported: false,
+                        });
+                    }
+                    step => {
+                        let until = match step {
+                            Step::WaitUntil(until) => Some(until),
+                            _ => None,
+                        };
+                        let id = match &waiting {
+                            Some(w) => w.id,
+                            None => {
+                                let id = s.next_waiter;
+                                s.next_waiter += 1;
+                                s.waiters.push(Waiter {
+                                    id,
+                                    class,
+                                    key: key.to_string(),
+                                    wake: Arc::new(Notify::new()),
+                                    woken: false,
+                                });
+                                waiting = Some(Waiting { gate: self, id });
+                                id
+                            }
+                        };
+                        let w = s
+                            .waiters
+                            .iter_mut()
+                            .find(|w| w.id == id)
+                            .expect("registered above");
+                        w.woken = false;
+                        (Arc::clone(&w.wake), until)
                     }
                 }
             };
-            match pause {
+            match until {
                 Some(until) => {
                     tokio::select! {
-                        () = &mut changed => {}
+                        () = wake.notified() => {}
                         () = tokio::time::sleep_until(until) => {}
                     }
                 }
-                None => changed.await,
+                None => wake.notified().await,
             }
         }
     }
 }
 
-/// Counts a live request as waiting for as long as it lives.
-struct LiveWaiting<'a>(&'a Gate);
-
-impl<'a> LiveWaiting<'a> {
-    fn new(gate: &'a Gate) -> Self {
-        gate.lock().live_waiting += 1;
-        LiveWaiting(gate)
-    }
+/// A registered waiter; leaving (cancelled, or failed fast) removes it and
+/// passes on a wake-up it may have had.
+struct Waiting<'a> {
+    gate: &'a Gate,
+    id: u64,
 }
 
-impl Drop for LiveWaiting<'_> {
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.lock().live_waiting -= 1;
-        // Background work may have been held back for this one.
-        self.0.changed.notify_waiters();
+        let mut s = self.gate.lock();
+        s.waiters.retain(|w| w.id != self.id);
+        // Its leaving may free background work or a promised permit.
+        self.gate.wake(&mut s);
     }
 }
 
@@ -290,20 +439,18 @@ impl Permit<'_> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        {
-            let mut s = self.gate.lock();
-            match self.class {
-                WorkClass::Live => s.live -= 1,
-                WorkClass::Background => s.background -= 1,
-            }
-            if let Some(p) = s.providers.get_mut(&self.key) {
-                p.in_flight -= 1;
-                if self.probe && !self.reported {
-                    p.health.abandon_probe();
-                }
+        let mut s = self.gate.lock();
+        match self.class {
+            WorkClass::Live => s.live -= 1,
+            WorkClass::Background => s.background -= 1,
+        }
+        if let Some(p) = s.providers.get_mut(&self.key) {
+            p.in_flight -= 1;
+            if self.probe && !self.reported {
+                p.health.abandon_probe();
             }
         }
-        self.gate.changed.notify_waiters();
+        self.gate.wake(&mut s);
     }
 }
 
@@ -323,6 +470,7 @@ mod tests {
             max_in_flight,
             max_background,
             failures_to_trip: 3,
+            failing_for: Duration::ZERO,
             probe_after: Duration::from_secs(2),
             ..FetchConfig::default()
         })

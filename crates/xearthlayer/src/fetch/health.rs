@@ -1,5 +1,7 @@
 //! The circuit breaker of one provider. After `failures_to_trip` failed
-//! attempts in a row it is open: requests fail fast instead of each waiting
+//! attempts in a row, spread over at least `failing_for` (so one batch of
+//! requests that time out together, a hiccup, does not count as a failing
+//! provider), it is open: requests fail fast instead of each waiting
 //! out its timeouts. After `probe_after` one request goes through as a
 //! probe; its success closes the circuit, its failure opens it again for
 //! twice as long (up to a ceiling). Any reply that is not a failure
@@ -22,6 +24,8 @@ pub enum Admit {
 #[derive(Debug, Clone)]
 pub struct Health {
     failures: u32,
+    /// When the current run of failures began.
+    since: Option<Instant>,
     open_until: Option<Instant>,
     open_for: Duration,
     probing: bool,
@@ -31,6 +35,7 @@ pub struct Health {
 #[derive(Debug, Clone, Copy)]
 pub struct Thresholds {
     pub failures_to_trip: u32,
+    pub failing_for: Duration,
     pub probe_after: Duration,
     pub max_probe_after: Duration,
 }
@@ -39,6 +44,7 @@ impl Health {
     pub fn new(t: &Thresholds) -> Health {
         Health {
             failures: 0,
+            since: None,
             open_until: None,
             open_for: t.probe_after,
             probing: false,
@@ -75,11 +81,15 @@ impl Health {
 
     pub fn failed(&mut self, now: Instant, t: &Thresholds) {
         self.failures = self.failures.saturating_add(1);
+        let since = *self.since.get_or_insert(now);
         if self.probing {
             self.probing = false;
             self.open_for = (self.open_for * 2).min(t.max_probe_after);
             self.open_until = Some(now + self.open_for);
-        } else if self.open_until.is_none() && self.failures >= t.failures_to_trip {
+        } else if self.open_until.is_none()
+            && self.failures >= t.failures_to_trip
+            && now - since >= t.failing_for
+        {
             self.open_until = Some(now + self.open_for);
         }
     }
@@ -93,14 +103,17 @@ mod tests {
     async fn trips_fails_fast_and_probes_later() {
         let t = Thresholds {
             failures_to_trip: 3,
+            failing_for: Duration::from_secs(1),
             probe_after: Duration::from_secs(2),
             max_probe_after: Duration::from_secs(5),
         };
         let mut h = Health::new(&t);
-        for _ in 0..2 {
+        // Many failures at one instant (a batch timing out together): not yet.
+        for _ in 0..10 {
             h.failed(Instant::now(), &t);
         }
         assert_eq!(h.admit(Instant::now()), Admit::Yes);
+        tokio::time::advance(Duration::from_secs(1)).await;
         h.failed(Instant::now(), &t);
         assert_eq!(h.admit(Instant::now()), Admit::No);
         tokio::time::advance(Duration::from_secs(2)).await;

@@ -56,8 +56,10 @@ pub struct FetchConfig {
     pub max_in_flight: usize,
     /// Of those, at most this many for background work.
     pub max_background: usize,
-    /// Failed attempts in a row after which a provider fails fast.
+    /// Failed attempts in a row, over at least `failing_for`, after which
+    /// a provider fails fast.
     pub failures_to_trip: u32,
+    pub failing_for: Duration,
     /// How long it then fails fast before one probe; doubles while probes
     /// fail, up to `max_probe_after`.
     pub probe_after: Duration,
@@ -77,6 +79,7 @@ impl Default for FetchConfig {
             max_in_flight: 256,
             max_background: 64,
             failures_to_trip: 8,
+            failing_for: Duration::from_secs(2),
             probe_after: Duration::from_secs(2),
             max_probe_after: Duration::from_secs(60),
         }
