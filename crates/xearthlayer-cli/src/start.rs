@@ -90,7 +90,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         source.display(),
         mountpoint.display(),
         service.format(),
-        service.provider().display_name()
+        service.providers().describe()
     );
     let view = vec![status::MountView {
         mountpoint: mountpoint.clone(),

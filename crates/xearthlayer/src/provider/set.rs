@@ -216,6 +216,18 @@ impl Providers {
         self.forced.as_ref().unwrap_or(&self.fallback)
     }
 
+    /// The set in a few words, for status lines: the forced provider, or
+    /// "by texture code" and the fallback.
+    pub fn describe(&self) -> String {
+        match &self.forced {
+            Some(p) => p.display_name().to_string(),
+            None => format!(
+                "providers by texture code (fallback {})",
+                self.fallback.display_name()
+            ),
+        }
+    }
+
     /// Whether one provider serves everything.
     pub fn is_forced(&self) -> bool {
         self.forced.is_some()
