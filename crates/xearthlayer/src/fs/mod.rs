@@ -3,7 +3,7 @@
 //! [`OverlayFs`] overlays a scenery package read-only. Real files and
 //! directories pass through (attributes from `lstat`, positional reads of
 //! the open file); `textures/` always exists and also lists every texture
-//! the package's `.ter` files name (see [`index`](TextureIndex)); any
+//! the package's `.ter` files name (see [`crate::package`]); any
 //! texture name looked up there that no real file claims is a virtual,
 //! read-only file whose bytes come from a [`TextureSource`] (the texture
 //! engine).
@@ -19,7 +19,6 @@
 mod attr;
 mod dir;
 mod handle;
-mod index;
 mod inode;
 #[cfg(test)]
 mod tests;
@@ -39,7 +38,7 @@ use crate::metrics::Counter;
 
 pub use attr::{Attr, DirEntry, DirEntryPlus, FileKind, Opened, StatFs};
 pub use dir::{Readdir, ReaddirPlus};
-pub use index::{TextureIndex, TEXTURES_DIR};
+pub use crate::package::{PackageIndex as TextureIndex, TEXTURES_DIR};
 pub use inode::{ROOT_INO, TEXTURES_INO};
 
 use dir::{DirSnapshot, RealEntry, VirtualEntries};
