@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use clap::Args;
 use xearthlayer::dds::DdsFormat;
-use xearthlayer::provider::{ProviderKind, ProviderSettings, ProviderSetup, Providers, TileProvider};
+use xearthlayer::provider::{
+    ProviderKind, ProviderSettings, ProviderSetup, Providers, TileProvider,
+};
 use xearthlayer::texture::{ServiceConfig, TextureService};
 
 use crate::config::{ConfigArg, FileSettings};
@@ -422,6 +424,9 @@ mod tests {
         // auto beats a provider the file forces.
         let auto = args(&["--provider", "auto"]).provider.setup(&arcgis);
         assert_eq!(auto.forced, None);
-        assert_eq!(args(&[]).provider.setup(&arcgis).forced, Some(ProviderKind::Arcgis));
+        assert_eq!(
+            args(&[]).provider.setup(&arcgis).forced,
+            Some(ProviderKind::Arcgis)
+        );
     }
 }

@@ -369,7 +369,9 @@ impl ConfigFile {
                     )
                 })?;
                 let name = name.trim().to_ascii_lowercase();
-                if !KEYS.iter().any(|k| k.section == name) && !OPEN_SECTIONS.contains(&name.as_str()) {
+                if !KEYS.iter().any(|k| k.section == name)
+                    && !OPEN_SECTIONS.contains(&name.as_str())
+                {
                     warnings.push(format!(
                         "{}: unknown section [{name}] (its keys are ignored)",
                         at(line_no)

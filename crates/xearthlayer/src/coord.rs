@@ -275,9 +275,28 @@ mod tests {
     #[test]
     fn reads_back_every_kind_of_ortho4xp_code() {
         let codes = [
-            "BI", "GO2", "EUR", "SEA", "ARC", "Arc@", "FR2010_", "DOP40", "CH_ZH", "SLO_2009_2011",
-            "CA_NAIP", "TX_NAIP", "USGS", "EOX", "FIREFLY", "ZL", "NIB", "OSM@", "ES_PNOA",
-            "IT_2012", "BE_WAL_2018", "",
+            "BI",
+            "GO2",
+            "EUR",
+            "SEA",
+            "ARC",
+            "Arc@",
+            "FR2010_",
+            "DOP40",
+            "CH_ZH",
+            "SLO_2009_2011",
+            "CA_NAIP",
+            "TX_NAIP",
+            "USGS",
+            "EOX",
+            "FIREFLY",
+            "ZL",
+            "NIB",
+            "OSM@",
+            "ES_PNOA",
+            "IT_2012",
+            "BE_WAL_2018",
+            "",
         ];
         for code in codes {
             for zoom in [12u8, 16, 17, 19] {

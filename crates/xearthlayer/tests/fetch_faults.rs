@@ -139,7 +139,11 @@ async fn in_flight_goes_down_under_throttling_and_back_up() {
     server.answer_next(16, 429);
     let throttled = join_all((0..16).map(|i| client.fetch(&provider, chunk(i), WorkClass::Live)));
     assert!(throttled.await.iter().all(|r| r.is_err()));
-    assert_eq!(client.limit(provider.as_ref()), 8, "one cut per window of replies");
+    assert_eq!(
+        client.limit(provider.as_ref()),
+        8,
+        "one cut per window of replies"
+    );
     // Under the cut limit, the server sees at most 8 at once.
     server.reset_stats();
     server.set_latency(Duration::from_millis(20), Duration::ZERO);
@@ -148,7 +152,10 @@ async fn in_flight_goes_down_under_throttling_and_back_up() {
     assert!(server.stats().peak_in_flight <= 8);
     // Answers grow it back to its ceiling.
     for i in 0..8 {
-        client.fetch(&provider, chunk(i), WorkClass::Live).await.unwrap();
+        client
+            .fetch(&provider, chunk(i), WorkClass::Live)
+            .await
+            .unwrap();
     }
     assert_eq!(client.limit(provider.as_ref()), 16);
     // Cuts closer than a second apart count once; this is a new episode.
@@ -156,7 +163,10 @@ async fn in_flight_goes_down_under_throttling_and_back_up() {
     server.answer_next(16, 503);
     let unavailable = join_all((0..16).map(|i| client.fetch(&provider, chunk(i), WorkClass::Live)));
     assert!(unavailable.await.iter().all(|r| r.is_err()));
-    assert!(client.limit(provider.as_ref()) < 16, "503 bursts cut it too");
+    assert!(
+        client.limit(provider.as_ref()) < 16,
+        "503 bursts cut it too"
+    );
     assert_idle(&client);
 }
 
@@ -175,19 +185,32 @@ async fn a_failing_provider_fails_fast_and_is_probed_later() {
         ..quick()
     });
     for i in 0..3 {
-        let err = client.fetch(&provider, chunk(i), WorkClass::Live).await.unwrap_err();
+        let err = client
+            .fetch(&provider, chunk(i), WorkClass::Live)
+            .await
+            .unwrap_err();
         assert!(matches!(err, FetchError::Transport(_)), "{err}");
     }
     let asked = server.stats().requests;
-    let err = client.fetch(&provider, chunk(9), WorkClass::Live).await.unwrap_err();
+    let err = client
+        .fetch(&provider, chunk(9), WorkClass::Live)
+        .await
+        .unwrap_err();
     assert!(err.is_unavailable(), "{err}");
-    assert_eq!(server.stats().requests, asked, "failed fast, without a request");
+    assert_eq!(
+        server.stats().requests,
+        asked,
+        "failed fast, without a request"
+    );
     assert!(client.is_failing(provider.as_ref()));
     // Healthy again: after the probe interval one request probes, and its
     // success opens the way for everything.
     server.set_faults(Faults::default());
     tokio::time::sleep(Duration::from_millis(250)).await;
-    client.fetch(&provider, chunk(0), WorkClass::Live).await.unwrap();
+    client
+        .fetch(&provider, chunk(0), WorkClass::Live)
+        .await
+        .unwrap();
     assert!(!client.is_failing(provider.as_ref()));
     let all = join_all((0..8).map(|i| client.fetch(&provider, chunk(i), WorkClass::Live)));
     assert!(all.await.iter().all(|r| r.is_ok()));
@@ -229,11 +252,16 @@ async fn cancelled_downloads_give_their_permits_back_at_once() {
         ..quick()
     });
     let all = join_all((0..20).map(|i| client.fetch(&provider, chunk(i), WorkClass::Live)));
-    assert!(tokio::time::timeout(Duration::from_millis(200), all).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(200), all)
+        .await
+        .is_err());
     assert_idle(&client);
     // The freed permits serve the next requests at once.
     server.set_faults(Faults::default());
-    client.fetch(&provider, CHUNK, WorkClass::Live).await.unwrap();
+    client
+        .fetch(&provider, CHUNK, WorkClass::Live)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -290,7 +318,10 @@ async fn missing_imagery_and_fillers_are_no_data_and_not_retried() {
         x: 2 * CHUNK.x,
         y: 2 * CHUNK.y,
     };
-    let err = client.fetch(&custom, deep, WorkClass::Live).await.unwrap_err();
+    let err = client
+        .fetch(&custom, deep, WorkClass::Live)
+        .await
+        .unwrap_err();
     assert!(err.is_no_data(), "{err}");
     assert_eq!(server.stats().requests, 1, "not retried");
     client.fetch(&custom, CHUNK, WorkClass::Live).await.unwrap();
@@ -300,7 +331,10 @@ async fn missing_imagery_and_fillers_are_no_data_and_not_retried() {
         filler_uniform: 1.0,
         ..Faults::default()
     });
-    let err = client.fetch(&custom, CHUNK, WorkClass::Live).await.unwrap_err();
+    let err = client
+        .fetch(&custom, CHUNK, WorkClass::Live)
+        .await
+        .unwrap_err();
     assert!(err.is_no_data(), "{err}");
     // A "no imagery" picture marked the way Bing marks it: no data from
     // the Bing provider, imagery from one that knows no such marker.
@@ -316,7 +350,10 @@ async fn missing_imagery_and_fillers_are_no_data_and_not_retried() {
         )
         .unwrap(),
     );
-    let err = client.fetch(&bing, CHUNK, WorkClass::Live).await.unwrap_err();
+    let err = client
+        .fetch(&bing, CHUNK, WorkClass::Live)
+        .await
+        .unwrap_err();
     assert!(err.is_no_data(), "{err}");
     client.fetch(&custom, CHUNK, WorkClass::Live).await.unwrap();
     assert_eq!(client.metrics().chunk_filler.get(), 2);
@@ -330,7 +367,11 @@ async fn missing_imagery_and_fillers_are_no_data_and_not_retried() {
         .unwrap(),
     );
     let asked = server.stats().requests;
-    assert!(client.fetch(&usgs, deep, WorkClass::Live).await.unwrap_err().is_no_data());
+    assert!(client
+        .fetch(&usgs, deep, WorkClass::Live)
+        .await
+        .unwrap_err()
+        .is_no_data());
     assert_eq!(server.stats().requests, asked);
     assert_idle(&client);
 }

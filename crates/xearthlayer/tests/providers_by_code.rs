@@ -35,7 +35,13 @@ fn id(col: u64, code: &str) -> TextureId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_texture_comes_from_the_provider_its_code_maps_to() {
-    let (bing, arc, naip, go2, dop) = (server().await, server().await, server().await, server().await, server().await);
+    let (bing, arc, naip, go2, dop) = (
+        server().await,
+        server().await,
+        server().await,
+        server().await,
+        server().await,
+    );
     let setup = ProviderSetup {
         urls: BTreeMap::from([
             (ProviderKind::Bing, bing.url_template()),
@@ -43,7 +49,10 @@ async fn each_texture_comes_from_the_provider_its_code_maps_to() {
             (ProviderKind::Naip, naip.url_template()),
             (ProviderKind::Go2, go2.url_template()),
         ]),
-        codes: BTreeMap::from([("DOP40".to_string(), CodeTarget::Template(dop.url_template()))]),
+        codes: BTreeMap::from([(
+            "DOP40".to_string(),
+            CodeTarget::Template(dop.url_template()),
+        )]),
         ..ProviderSetup::default()
     };
     let cache = tempfile::tempdir().unwrap();
@@ -71,14 +80,21 @@ async fn each_texture_comes_from_the_provider_its_code_maps_to() {
         let low = id.chunks_at_level(4).next().unwrap();
         let stats = server.stats();
         assert!(stats.ok >= 1, "{id}: {stats:?}");
-        assert_eq!(stats.by_zoom.keys().copied().collect::<Vec<_>>(), vec![low.zoom], "{id}");
+        assert_eq!(
+            stats.by_zoom.keys().copied().collect::<Vec<_>>(),
+            vec![low.zoom],
+            "{id}"
+        );
     }
     assert_eq!(bing.stats().requests, 2, "BI and the unmapped FR2010_");
     for server in [&arc, &naip, &go2, &dop] {
         assert_eq!(server.stats().requests, 1);
     }
     let unmapped = svc.providers().explain(&textures[5].0);
-    assert!(unmapped.contains("no provider maps code 'FR2010_'"), "{unmapped}");
+    assert!(
+        unmapped.contains("no provider maps code 'FR2010_'"),
+        "{unmapped}"
+    );
     assert!(svc.providers().explain(&textures[4].0).contains("[codes]"));
 
     // Each source has its own disk-cache folder, named after its server.
@@ -87,16 +103,32 @@ async fn each_texture_comes_from_the_provider_its_code_maps_to() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    for prefix in ["bing-127.0.0.1_", "arcgis-127.0.0.1_", "naip-127.0.0.1_", "DOP40-127.0.0.1_"] {
-        assert!(folders.iter().any(|f| f.starts_with(prefix)), "{prefix}: {folders:?}");
+    for prefix in [
+        "bing-127.0.0.1_",
+        "arcgis-127.0.0.1_",
+        "naip-127.0.0.1_",
+        "DOP40-127.0.0.1_",
+    ] {
+        assert!(
+            folders.iter().any(|f| f.starts_with(prefix)),
+            "{prefix}: {folders:?}"
+        );
     }
     let stored = |key: &str| {
         std::fs::read_dir(cache.path().join(key).join("bc1/16"))
             .map(|d| d.count())
             .unwrap_or(0)
     };
-    let bing_key = svc.providers().for_texture(&textures[0].0).cache_key().to_string();
-    let dop_key = svc.providers().for_texture(&textures[4].0).cache_key().to_string();
+    let bing_key = svc
+        .providers()
+        .for_texture(&textures[0].0)
+        .cache_key()
+        .to_string();
+    let dop_key = svc
+        .providers()
+        .for_texture(&textures[4].0)
+        .cache_key()
+        .to_string();
     assert_eq!((stored(&bing_key), stored(&dop_key)), (2, 1));
 
     // Forced: one provider for every texture, whatever the code.
@@ -105,7 +137,8 @@ async fn each_texture_comes_from_the_provider_its_code_maps_to() {
         ..setup
     };
     arc.reset_stats();
-    let svc = TextureService::new(Providers::build(&forced).unwrap(), ServiceConfig::default()).unwrap();
+    let svc =
+        TextureService::new(Providers::build(&forced).unwrap(), ServiceConfig::default()).unwrap();
     for (id, _) in &textures {
         read_low(&svc, id).await;
     }

@@ -103,7 +103,12 @@ async fn many_textures_download_concurrently() {
         assert_eq!(bytes.len(), 65536);
         assert_eq!(&bytes[..128], &layout::header(DdsFormat::Bc1));
     }
-    assert_eq!(server.stats().requests, 64 * 16, "{:?}", svc.metrics().snapshot());
+    assert_eq!(
+        server.stats().requests,
+        64 * 16,
+        "{:?}",
+        svc.metrics().snapshot()
+    );
     let peak = server.stats().peak_in_flight;
     assert!(peak > 128, "peak requests in flight {peak}");
     assert!(svc.metrics().snapshot().peak_generations_in_flight > 32);

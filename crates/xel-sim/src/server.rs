@@ -27,11 +27,11 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -1061,8 +1061,14 @@ mod tests {
             not_found_zooms: Faults::zooms([16, 17]),
             ..Faults::default()
         });
-        assert!(get_head(server.addr(), path).await.unwrap().0.starts_with("http/1.1 404"));
-        let (head, _) = get_head(server.addr(), "/tiles/15/5184/12632.jpg").await.unwrap();
+        assert!(get_head(server.addr(), path)
+            .await
+            .unwrap()
+            .0
+            .starts_with("http/1.1 404"));
+        let (head, _) = get_head(server.addr(), "/tiles/15/5184/12632.jpg")
+            .await
+            .unwrap();
         assert!(head.starts_with("http/1.1 200"), "{head}");
 
         only(Faults {
@@ -1071,7 +1077,10 @@ mod tests {
             ..Faults::default()
         });
         let (head, _) = get_head(server.addr(), path).await.unwrap();
-        assert!(head.starts_with("http/1.1 429") && head.contains("retry-after: 7"), "{head}");
+        assert!(
+            head.starts_with("http/1.1 429") && head.contains("retry-after: 7"),
+            "{head}"
+        );
 
         only(Faults {
             reset: 1.0,
@@ -1105,25 +1114,49 @@ mod tests {
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut reply = Vec::new();
         let reading = stream.read_to_end(&mut reply);
-        assert!(tokio::time::timeout(Duration::from_millis(300), reading).await.is_err());
+        assert!(tokio::time::timeout(Duration::from_millis(300), reading)
+            .await
+            .is_err());
         let end = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
         let jpeg = chunk_jpeg(16, 10368, 25264);
         let head = String::from_utf8_lossy(&reply[..end]).to_lowercase();
-        assert!(head.contains(&format!("content-length: {}", jpeg.len())), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", jpeg.len())),
+            "{head}"
+        );
         let body = &reply[end + 4..];
-        assert!(!body.is_empty() && body.len() < 30, "{} bytes in 300 ms", body.len());
+        assert!(
+            !body.is_empty() && body.len() < 30,
+            "{} bytes in 300 ms",
+            body.len()
+        );
         assert_eq!(body, &jpeg[..body.len()]);
 
         only(Faults::default());
         server.answer_next(2, 503);
         for _ in 0..2 {
-            assert!(get_head(server.addr(), path).await.unwrap().0.starts_with("http/1.1 503"));
+            assert!(get_head(server.addr(), path)
+                .await
+                .unwrap()
+                .0
+                .starts_with("http/1.1 503"));
         }
-        assert!(get_head(server.addr(), path).await.unwrap().0.starts_with("http/1.1 200"));
+        assert!(get_head(server.addr(), path)
+            .await
+            .unwrap()
+            .0
+            .starts_with("http/1.1 200"));
 
         let stats = server.stats();
         assert_eq!(
-            (stats.not_found, stats.throttled, stats.reset, stats.filler, stats.dripped, stats.errors),
+            (
+                stats.not_found,
+                stats.throttled,
+                stats.reset,
+                stats.filler,
+                stats.dripped,
+                stats.errors
+            ),
             (1, 1, 1, 2, 1, 2)
         );
         server.shutdown().await;

@@ -190,7 +190,10 @@ impl ImageryClient {
             return (Err(FetchError::TooLarge(cap)), answered);
         }
         let deadline = Instant::now() + self.config.body_timeout;
-        let expected = response.content_length().unwrap_or(16 << 10).min(cap as u64);
+        let expected = response
+            .content_length()
+            .unwrap_or(16 << 10)
+            .min(cap as u64);
         let mut body = BytesMut::with_capacity(expected as usize);
         loop {
             match timeout_at(deadline, response.chunk()).await {

@@ -485,13 +485,22 @@ mod tests {
             cut: true,
             ..Report::default()
         };
-        g.acquire(&p, WorkClass::Live).await.unwrap().report(throttled);
+        g.acquire(&p, WorkClass::Live)
+            .await
+            .unwrap()
+            .report(throttled);
         assert_eq!(g.limit(&p), 32);
         // A second 429 of the same window does not cut again.
-        g.acquire(&p, WorkClass::Live).await.unwrap().report(throttled);
+        g.acquire(&p, WorkClass::Live)
+            .await
+            .unwrap()
+            .report(throttled);
         assert_eq!(g.limit(&p), 32);
         tokio::time::advance(CUT_INTERVAL).await;
-        g.acquire(&p, WorkClass::Live).await.unwrap().report(throttled);
+        g.acquire(&p, WorkClass::Live)
+            .await
+            .unwrap()
+            .report(throttled);
         assert_eq!(g.limit(&p), 16);
         // Only 16 permits now.
         let held: Vec<_> = {
@@ -512,7 +521,10 @@ mod tests {
         }
         assert_eq!(g.limit(&p), 32);
         for _ in 0..100 {
-            g.acquire(&p, WorkClass::Live).await.unwrap().report(answered);
+            g.acquire(&p, WorkClass::Live)
+                .await
+                .unwrap()
+                .report(answered);
         }
         assert_eq!(g.limit(&p), 64, "back to its ceiling, no further");
         assert_eq!(g.in_flight(), InFlight::default());
@@ -534,7 +546,11 @@ mod tests {
         assert!(g.is_failing(&p));
         tokio::time::advance(Duration::from_secs(2)).await;
         let probe = g.acquire(&p, WorkClass::Live).await.unwrap();
-        assert!(g.acquire(&p, WorkClass::Live).await.unwrap_err().is_unavailable());
+        assert!(g
+            .acquire(&p, WorkClass::Live)
+            .await
+            .unwrap_err()
+            .is_unavailable());
         probe.report(Report {
             answered: true,
             ..Report::default()
@@ -547,20 +563,30 @@ mod tests {
     async fn retry_after_pauses_the_provider() {
         let g = gate(256, 64);
         let p = provider(8);
-        g.acquire(&p, WorkClass::Live).await.unwrap().report(Report {
-            cut: true,
-            pause: Some(Duration::from_secs(3)),
-            ..Report::default()
-        });
+        g.acquire(&p, WorkClass::Live)
+            .await
+            .unwrap()
+            .report(Report {
+                cut: true,
+                pause: Some(Duration::from_secs(3)),
+                ..Report::default()
+            });
         let started = Instant::now();
         drop(g.acquire(&p, WorkClass::Live).await.unwrap());
         assert_eq!(started.elapsed(), Duration::from_secs(3));
         // Longer than we wait: unavailable at once.
-        g.acquire(&p, WorkClass::Live).await.unwrap().report(Report {
-            pause: Some(Duration::from_secs(3600)),
-            ..Report::default()
-        });
-        assert!(g.acquire(&p, WorkClass::Live).await.unwrap_err().is_unavailable());
+        g.acquire(&p, WorkClass::Live)
+            .await
+            .unwrap()
+            .report(Report {
+                pause: Some(Duration::from_secs(3600)),
+                ..Report::default()
+            });
+        assert!(g
+            .acquire(&p, WorkClass::Live)
+            .await
+            .unwrap_err()
+            .is_unavailable());
     }
 
     #[tokio::test(start_paused = true)]
@@ -569,7 +595,8 @@ mod tests {
         let p = provider(64);
         let b1 = g.acquire(&p, WorkClass::Background).await.unwrap();
         let b2 = g.acquire(&p, WorkClass::Background).await.unwrap();
-        let third = tokio::time::timeout(Duration::from_secs(1), g.acquire(&p, WorkClass::Background));
+        let third =
+            tokio::time::timeout(Duration::from_secs(1), g.acquire(&p, WorkClass::Background));
         assert!(third.await.is_err(), "background share is 2");
         let l1 = g.acquire(&p, WorkClass::Live).await.unwrap();
         let l2 = g.acquire(&p, WorkClass::Live).await.unwrap();
@@ -579,7 +606,9 @@ mod tests {
         let live = async { g.acquire(&p, WorkClass::Live).await.map(|_| "live") };
         let background = async {
             tokio::task::yield_now().await;
-            g.acquire(&p, WorkClass::Background).await.map(|_| "background")
+            g.acquire(&p, WorkClass::Background)
+                .await
+                .map(|_| "background")
         };
         let free = async {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -36,9 +36,9 @@ use bytes::{Bytes, BytesMut};
 use crate::coord::TextureId;
 use crate::metrics::Counter;
 
+pub use crate::package::{PackageIndex as TextureIndex, TEXTURES_DIR};
 pub use attr::{Attr, DirEntry, DirEntryPlus, FileKind, Opened, StatFs};
 pub use dir::{Readdir, ReaddirPlus};
-pub use crate::package::{PackageIndex as TextureIndex, TEXTURES_DIR};
 pub use inode::{ROOT_INO, TEXTURES_INO};
 
 use dir::{DirSnapshot, RealEntry, VirtualEntries};

@@ -134,10 +134,14 @@ impl PackageIndex {
 
     /// The textures whose centre lies in the 1°x1° tile whose south-west
     /// corner is (`lat`, `lon`).
-    pub fn textures_in_tile(&self, lat: i32, lon: i32) -> impl Iterator<Item = &IndexedTexture> + '_ {
-        self.textures.iter().filter(move |t| {
-            t.center.0.floor() as i32 == lat && t.center.1.floor() as i32 == lon
-        })
+    pub fn textures_in_tile(
+        &self,
+        lat: i32,
+        lon: i32,
+    ) -> impl Iterator<Item = &IndexedTexture> + '_ {
+        self.textures
+            .iter()
+            .filter(move |t| t.center.0.floor() as i32 == lat && t.center.1.floor() as i32 == lon)
     }
 
     /// Number of `.ter` files read.
@@ -375,7 +379,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let nav = dir.path().join("Earth nav data/+40-010");
         std::fs::create_dir_all(&nav).unwrap();
-        for f in ["+47-006.dsf", "+47-006.dsf.bak", "+48-007.dsf", "notes.txt", "+4x-006.dsf"] {
+        for f in [
+            "+47-006.dsf",
+            "+47-006.dsf.bak",
+            "+48-007.dsf",
+            "notes.txt",
+            "+4x-006.dsf",
+        ] {
             std::fs::write(nav.join(f), b"XPLNEDSF").unwrap();
         }
         let terrain = dir.path().join("terrain");
@@ -388,13 +398,19 @@ mod tests {
         )
         .unwrap();
         let id = TextureId::parse("45808_63392_Arc@17.dds").unwrap();
-        std::fs::write(terrain.join("b.ter"), "BASE_TEX_NOWRAP ../textures/45808_63392_Arc@17.dds\n")
-            .unwrap();
+        std::fs::write(
+            terrain.join("b.ter"),
+            "BASE_TEX_NOWRAP ../textures/45808_63392_Arc@17.dds\n",
+        )
+        .unwrap();
         let index = PackageIndex::build(dir.path()).unwrap();
         assert_eq!(index.dsf_tiles(), &[(47, -6), (48, -7)]);
         let in_tile: Vec<&str> = index.textures_in_tile(47, -6).map(|t| &*t.name).collect();
         // Both lie in +47-006 (the second by its name's centre).
-        assert_eq!(in_tile, vec!["22896_31680_DOP4016.dds", "45808_63392_Arc@17.dds"]);
+        assert_eq!(
+            in_tile,
+            vec!["22896_31680_DOP4016.dds", "45808_63392_Arc@17.dds"]
+        );
         assert_eq!(index.textures_in_tile(48, -7).count(), 0);
         let arc = index.textures().find(|t| t.id == id).unwrap();
         assert_eq!(arc.center, id.bounds().center());

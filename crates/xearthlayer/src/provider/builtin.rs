@@ -266,7 +266,12 @@ mod tests {
         let keys: std::collections::HashSet<String> = ProviderKind::ALL
             .into_iter()
             .filter(|k| !matches!(k, ProviderKind::Custom | ProviderKind::Mapbox))
-            .map(|k| TemplateProvider::new(k, &s).unwrap().cache_key().to_string())
+            .map(|k| {
+                TemplateProvider::new(k, &s)
+                    .unwrap()
+                    .cache_key()
+                    .to_string()
+            })
             .collect();
         assert_eq!(keys.len(), ProviderKind::ALL.len() - 2);
         assert_eq!("BING".parse::<ProviderKind>(), Ok(ProviderKind::Bing));
@@ -299,7 +304,10 @@ mod tests {
         let local = "http://127.0.0.1:9/tiles/{z}/{x}/{y}.jpg";
         let p = TemplateProvider::built_in(ProviderKind::Usgs, &s, Some(local)).unwrap();
         assert_eq!(p.chunk_url(chunk()), "http://127.0.0.1:9/tiles/3/3/5.jpg");
-        assert_eq!((p.name(), p.max_zoom(), p.max_in_flight()), ("usgs", 16, 16));
+        assert_eq!(
+            (p.name(), p.max_zoom(), p.max_in_flight()),
+            ("usgs", 16, 16)
+        );
         assert_ne!(p.cache_key(), "usgs");
         assert!(p.cache_key().starts_with("usgs-127.0.0.1_9-"));
     }

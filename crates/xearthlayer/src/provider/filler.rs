@@ -98,7 +98,10 @@ mod tests {
         let mut marked = HeaderMap::new();
         marked.insert("x-ve-tile-info", HeaderValue::from_static("no-tile"));
         assert!(matches!(rule.judge(&marked, &imagery), Verdict::Filler(_)));
-        assert_eq!(rule.judge(&none, &imagery[..imagery.len() / 2]), Verdict::Damaged);
+        assert_eq!(
+            rule.judge(&none, &imagery[..imagery.len() / 2]),
+            Verdict::Damaged
+        );
         let plain = FillerRule {
             marker: None,
             uniform: false,

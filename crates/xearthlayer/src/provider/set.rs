@@ -286,14 +286,26 @@ mod tests {
             &providers.for_texture(&id("25264_10368_Arc@16.dds")),
             &providers.for_texture(&id("25264_10368_ARC16.dds"))
         ));
-        let keys: Vec<_> = providers.all().iter().map(|p| p.cache_key().to_string()).collect();
-        assert!(keys.iter().any(|k| k.starts_with("DOP40-dop.example-")), "{keys:?}");
+        let keys: Vec<_> = providers
+            .all()
+            .iter()
+            .map(|p| p.cache_key().to_string())
+            .collect();
+        assert!(
+            keys.iter().any(|k| k.starts_with("DOP40-dop.example-")),
+            "{keys:?}"
+        );
 
         setup.forced = Some(ProviderKind::Usgs);
         let forced = Providers::build(&setup).unwrap();
-        assert_eq!(forced.for_texture(&id("25264_10368_BI16.dds")).name(), "usgs");
+        assert_eq!(
+            forced.for_texture(&id("25264_10368_BI16.dds")).name(),
+            "usgs"
+        );
         assert_eq!(forced.all().len(), 1);
-        assert!(forced.explain(&id("25264_10368_BI16.dds")).contains("forced"));
+        assert!(forced
+            .explain(&id("25264_10368_BI16.dds"))
+            .contains("forced"));
     }
 
     #[test]

@@ -97,7 +97,13 @@ impl UrlTemplate {
         let host: String = host
             .chars()
             .filter(|c| !matches!(c, '{' | '}'))
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(48)
             .collect();
         format!("{name}-{host}-{:08x}", crc32fast::hash(identity.as_bytes()))

@@ -201,12 +201,13 @@ impl TextureService {
         if let Some((path, bytes)) = &config.disk_cache {
             for provider in providers.all() {
                 let key = provider.cache_key().to_string();
-                let disk = DiskCache::open(path, &key, config.format, *bytes).map_err(
-                    |source| ServiceError::DiskCache {
-                        path: path.clone(),
-                        source,
-                    },
-                )?;
+                let disk =
+                    DiskCache::open(path, &key, config.format, *bytes).map_err(|source| {
+                        ServiceError::DiskCache {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
                 disks.insert(key, disk);
             }
         }
@@ -584,10 +585,7 @@ impl Inner {
         chunk: ChunkCoord,
         deadline: tokio::time::Instant,
     ) -> ChunkInput {
-        let first = chunk
-            .zoom
-            .saturating_sub(entry.provider.max_zoom())
-            .max(1);
+        let first = chunk.zoom.saturating_sub(entry.provider.max_zoom()).max(1);
         let depths: Vec<u8> = (first..first + FALLBACK_DEPTHS)
             .filter(|&d| d <= chunk.zoom && d <= 8)
             .collect();
