@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use clap::Args;
 use xearthlayer::dds::DdsFormat;
-use xearthlayer::provider::{ProviderKind, ProviderSettings, TemplateProvider, TileProvider};
+use xearthlayer::provider::{
+    ProviderKind, ProviderSettings, ProviderSetup, Providers, TileProvider,
+};
 use xearthlayer::texture::{ServiceConfig, TextureService};
 
 use crate::config::{ConfigArg, FileSettings};
@@ -22,10 +24,11 @@ pub const DEFAULT_DISK_CACHE: u64 = 20 << 30;
 
 #[derive(Args, Debug, Clone)]
 pub struct ProviderArgs {
-    /// Imagery provider: bing, go2, arcgis, usgs, eox, mapbox, custom
-    /// [config: provider.type; default: bing].
+    /// Imagery provider: auto (each texture from the provider its name's
+    /// code maps to), or one of bing, go2, arcgis, usgs, eox, naip, firefly,
+    /// mapbox, custom for every texture [config: provider.type; default: auto].
     #[arg(long, value_parser = parse_provider)]
-    pub provider: Option<ProviderKind>,
+    pub provider: Option<ProviderChoice>,
     /// URL template for the custom provider ({z} {x} {y} {quadkey} {server});
     /// implies --provider custom [config: provider.url].
     #[arg(long)]
@@ -35,29 +38,68 @@ pub struct ProviderArgs {
     pub mapbox_token: Option<String>,
 }
 
-pub fn parse_provider(s: &str) -> Result<ProviderKind, String> {
+/// `--provider`: by each texture's code, or one provider for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderChoice {
+    Auto,
+    Forced(ProviderKind),
+}
+
+pub fn parse_provider(s: &str) -> Result<ProviderChoice, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(ProviderChoice::Auto);
+    }
     s.parse()
-        .map_err(|e: xearthlayer::provider::ProviderError| e.to_string())
+        .map(ProviderChoice::Forced)
+        .map_err(|e: xearthlayer::provider::ProviderError| format!("{e}, or auto"))
+}
+
+/// A built-in provider's name (not `custom`, which has no URL of its own).
+pub fn parse_provider_kind(s: &str) -> Result<ProviderKind, String> {
+    match s.parse() {
+        Ok(ProviderKind::Custom) => Err("custom has no URL to replace: use a URL template".into()),
+        Ok(kind) => Ok(kind),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl ProviderArgs {
-    /// The provider: a URL given anywhere means `custom` unless a type is
-    /// given at the same level or above.
-    pub fn provider(&self, file: &FileSettings) -> CliResult<Arc<dyn TileProvider>> {
-        let kind = self
+    /// How providers are chosen: a URL given anywhere means `custom`
+    /// unless a type is given at the same level or above; `auto` otherwise.
+    pub fn setup(&self, file: &FileSettings) -> ProviderSetup {
+        let custom = ProviderChoice::Forced(ProviderKind::Custom);
+        let choice = self
             .provider
-            .or(self.url.as_ref().map(|_| ProviderKind::Custom))
+            .or(self.url.as_ref().map(|_| custom))
             .or(file.provider)
-            .or(file.url.as_ref().map(|_| ProviderKind::Custom))
-            .unwrap_or(ProviderKind::Bing);
-        let settings = ProviderSettings {
-            url: self.url.clone().or_else(|| file.url.clone()),
-            mapbox_token: self
-                .mapbox_token
-                .clone()
-                .or_else(|| file.mapbox_token.clone()),
-        };
-        Ok(Arc::new(TemplateProvider::new(kind, &settings)?))
+            .or(file.url.as_ref().map(|_| custom))
+            .unwrap_or(ProviderChoice::Auto);
+        ProviderSetup {
+            forced: match choice {
+                ProviderChoice::Auto => None,
+                ProviderChoice::Forced(kind) => Some(kind),
+            },
+            fallback: file.fallback.unwrap_or(ProviderSetup::default().fallback),
+            settings: ProviderSettings {
+                url: self.url.clone().or_else(|| file.url.clone()),
+                mapbox_token: self
+                    .mapbox_token
+                    .clone()
+                    .or_else(|| file.mapbox_token.clone()),
+            },
+            urls: file.provider_urls.clone(),
+            codes: file.codes.clone(),
+        }
+    }
+
+    /// The providers textures are served from.
+    pub fn providers(&self, file: &FileSettings) -> CliResult<Providers> {
+        Ok(Providers::build(&self.setup(file))?)
+    }
+
+    /// The forced provider, or the fallback of unmapped codes.
+    pub fn provider(&self, file: &FileSettings) -> CliResult<Arc<dyn TileProvider>> {
+        Ok(Arc::clone(self.providers(file)?.primary()))
     }
 }
 
@@ -151,7 +193,7 @@ impl ServiceArgs {
     /// The service, with the configuration file already read.
     pub fn service_with(&self, file: &FileSettings) -> CliResult<TextureService> {
         Ok(TextureService::new(
-            self.provider.provider(file)?,
+            self.provider.providers(file)?,
             self.service_config(file),
         )?)
     }
@@ -363,7 +405,7 @@ mod tests {
         let none = FileSettings::default();
         assert_eq!(name(&[], &none), "bing");
         let arcgis = FileSettings {
-            provider: Some(ProviderKind::Arcgis),
+            provider: Some(ProviderChoice::Forced(ProviderKind::Arcgis)),
             ..FileSettings::default()
         };
         assert_eq!(name(&[], &arcgis), "arcgis");
@@ -376,11 +418,18 @@ mod tests {
         assert_eq!(name(&[], &url_only), "custom");
         assert_eq!(name(&["--provider", "bing"], &url_only), "bing");
         let mapbox = FileSettings {
-            provider: Some(ProviderKind::Mapbox),
+            provider: Some(ProviderChoice::Forced(ProviderKind::Mapbox)),
             mapbox_token: Some("pk.file".into()),
             ..FileSettings::default()
         };
         assert_eq!(name(&[], &mapbox), "mapbox");
         assert!(Cli::try_parse_from(["x", "--provider", "osm"]).is_err());
+        // auto beats a provider the file forces.
+        let auto = args(&["--provider", "auto"]).provider.setup(&arcgis);
+        assert_eq!(auto.forced, None);
+        assert_eq!(
+            args(&[]).provider.setup(&arcgis).forced,
+            Some(ProviderKind::Arcgis)
+        );
     }
 }

@@ -15,7 +15,7 @@
 //! a dozen lines of code, and `config set` must edit the file in place,
 //! keeping the user's comments and order, which INI crates do not offer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -23,9 +23,18 @@ use std::time::Duration;
 
 use clap::Args;
 use xearthlayer::dds::DdsFormat;
-use xearthlayer::provider::{ProviderKind, TemplateProvider};
+use xearthlayer::provider::codes::is_valid_code;
+use xearthlayer::provider::{CodeTarget, ProviderKind, TemplateProvider, UrlTemplate};
 
-use crate::args::{parse_count, parse_provider, parse_seconds, parse_size, CliResult};
+use crate::args::{
+    parse_count, parse_provider, parse_provider_kind, parse_seconds, parse_size, CliResult,
+    ProviderChoice,
+};
+
+/// Sections whose keys are the user's: `[codes]` maps texture codes
+/// (case-sensitive, as Ortho4XP spells them) to a built-in provider or a
+/// URL template; `[provider_urls]` serves a built-in from another URL.
+pub const OPEN_SECTIONS: [&str; 2] = ["codes", "provider_urls"];
 
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "XEARTHLAYER_CONFIG";
@@ -62,7 +71,12 @@ pub const KEYS: &[Key] = &[
     key(
         "provider",
         "type",
-        "Imagery provider: bing, go2, arcgis, usgs, eox, mapbox or custom.",
+        "Imagery provider: auto (each texture from the provider its name's code maps to; see [codes]), or one for every texture: bing, go2, arcgis, usgs, eox, naip, firefly, mapbox or custom.",
+    ),
+    key(
+        "provider",
+        "fallback",
+        "With auto: the provider of textures whose code nothing maps (default bing).",
     ),
     key(
         "provider",
@@ -136,7 +150,12 @@ pub fn find_key(dotted: &str) -> CliResult<&'static Key> {
 /// empty), so the flag or the default decides.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FileSettings {
-    pub provider: Option<ProviderKind>,
+    pub provider: Option<ProviderChoice>,
+    pub fallback: Option<ProviderKind>,
+    /// `[codes]`: texture code -> provider.
+    pub codes: BTreeMap<String, CodeTarget>,
+    /// `[provider_urls]`: a built-in served from another URL.
+    pub provider_urls: BTreeMap<ProviderKind, String>,
     pub url: Option<String>,
     pub mapbox_token: Option<String>,
     pub format: Option<DdsFormat>,
@@ -173,6 +192,9 @@ impl FileSettings {
         }
         match (section, name) {
             ("provider", "type") => self.provider = parsed(value, parse_provider)?,
+            ("provider", "fallback") => {
+                self.fallback = parsed(value, |v| v.parse().map_err(|e| format!("{e}")))?
+            }
             ("provider", "url") => {
                 self.url = parsed(value, |v| {
                     TemplateProvider::custom(v).map_err(|e| e.to_string())?;
@@ -198,6 +220,39 @@ impl FileSettings {
                 self.telemetry = parsed(value, |v| v.parse().map_err(|e| format!("{e}")))?
             }
             _ => return Err(Refused::UnknownKey),
+        }
+        Ok(())
+    }
+}
+
+impl FileSettings {
+    /// One line of an open section (`[codes]`, `[provider_urls]`); the name
+    /// keeps its case.
+    fn set_open(&mut self, section: &str, name: &str, value: &str) -> Result<(), String> {
+        match section {
+            "codes" => {
+                if !is_valid_code(name) {
+                    return Err(format!("'{name}' is not a texture code"));
+                }
+                let target = match value.parse::<ProviderKind>() {
+                    Ok(ProviderKind::Custom) => {
+                        return Err("map the code to a URL template instead of custom".into())
+                    }
+                    Ok(kind) => CodeTarget::BuiltIn(kind),
+                    Err(_) => {
+                        UrlTemplate::parse(value).map_err(|e| {
+                            format!("'{value}' is neither a provider name nor a URL template: {e}")
+                        })?;
+                        CodeTarget::Template(value.to_string())
+                    }
+                };
+                self.codes.insert(name.to_string(), target);
+            }
+            _ => {
+                let kind = parse_provider_kind(name)?;
+                UrlTemplate::parse(value).map_err(|e| e.to_string())?;
+                self.provider_urls.insert(kind, value.to_string());
+            }
         }
         Ok(())
     }
@@ -323,7 +378,9 @@ impl ConfigFile {
                     )
                 })?;
                 let name = name.trim().to_ascii_lowercase();
-                if !KEYS.iter().any(|k| k.section == name) {
+                if !KEYS.iter().any(|k| k.section == name)
+                    && !OPEN_SECTIONS.contains(&name.as_str())
+                {
                     warnings.push(format!(
                         "{}: unknown section [{name}] (its keys are ignored)",
                         at(line_no)
@@ -338,7 +395,8 @@ impl ConfigFile {
                     at(line_no)
                 ));
             };
-            let name = name.trim().to_ascii_lowercase();
+            let raw_name = name.trim();
+            let name = raw_name.to_ascii_lowercase();
             let value = unquote(value.trim());
             let Some(section) = section.as_deref() else {
                 warnings.push(format!(
@@ -347,6 +405,15 @@ impl ConfigFile {
                 ));
                 continue;
             };
+            if OPEN_SECTIONS.contains(&section) {
+                if value.is_empty() {
+                    continue;
+                }
+                settings
+                    .set_open(section, raw_name, value)
+                    .map_err(|why| format!("{}: {section}.{raw_name}: {why}", at(line_no)))?;
+                continue;
+            }
             if !KEYS.iter().any(|k| k.section == section) {
                 continue;
             }
@@ -522,6 +589,18 @@ pub fn template(default_of: impl Fn(&Key) -> Option<String>) -> String {
             default_of(key).unwrap_or_default()
         );
     }
+    out.push_str(
+        "\n[codes]\n\
+         ; With provider.type auto, each texture comes from the provider its name's\n\
+         ; code maps to (BI Bing, GO2 Google, ARC ArcGIS, EOX, USGS, *_NAIP NAIP,\n\
+         ; FIREFLY). Map any other code (as spelled in the names) to a built-in\n\
+         ; provider or a URL template with {z} {x} {y} or {quadkey}:\n\
+         ;DOP40 = https://sg.geodatenzentrum.de/wmts_dop40/tile/1.0.0/dop40/default/WEBMERCATOR/{z}/{y}/{x}.jpeg\n\
+         ;Arc@ = arcgis\n\
+         \n[provider_urls]\n\
+         ; Serve a built-in provider from another URL (a mirror), keeping its limits:\n\
+         ;arcgis = https://mirror.example/arcgis/{z}/{y}/{x}\n",
+    );
     out
 }
 
@@ -537,6 +616,7 @@ mod tests {
     fn sample(key: &Key) -> &'static str {
         match key.dotted().as_str() {
             "provider.type" => "arcgis",
+            "provider.fallback" => "usgs",
             "provider.url" => "http://h/{z}/{x}/{y}.jpg",
             "provider.mapbox_token" => "pk.secret",
             "texture.format" => "bc3",
@@ -581,7 +661,10 @@ mod tests {
         .unwrap();
         assert_eq!(file.settings.memory_cache, Some(512 << 20));
         assert_eq!(file.settings.cache_dir, home_dir().map(|h| h.join("cache")));
-        assert_eq!(file.settings.provider, Some(ProviderKind::Usgs));
+        assert_eq!(
+            file.settings.provider,
+            Some(ProviderChoice::Forced(ProviderKind::Usgs))
+        );
         assert_eq!(file.settings.url, None, "an empty value means the default");
         assert_eq!(file.entries[1].line, 5);
         assert!(file.warnings.is_empty());

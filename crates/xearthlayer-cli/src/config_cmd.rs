@@ -126,7 +126,8 @@ pub fn run(args: ConfigArgs) -> CliResult {
 fn default_text(key: &Key) -> Option<String> {
     let service = ServiceConfig::default();
     Some(match (key.section, key.name) {
-        ("provider", "type") => "bing".to_string(),
+        ("provider", "type") => "auto".to_string(),
+        ("provider", "fallback") => "bing".to_string(),
         ("texture", "format") => service.format.to_string(),
         ("cache", "directory") => default_cache_dir().display().to_string(),
         ("cache", "memory_size") => size_text(service.memory_cache_bytes),

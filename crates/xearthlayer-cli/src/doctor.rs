@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Args;
 use xearthlayer::coord::chunk_at;
-use xearthlayer::fetch::{FetchConfig, FetchError, HttpClient};
+use xearthlayer::fetch::{FetchConfig, FetchError, ImageryClient, WorkClass};
 use xearthlayer::fuse::user_mount::{self, FuseConf};
 use xearthlayer::fuse::{xearthlayer_mounts, MountHealth};
 use xearthlayer::metrics::Metrics;
@@ -448,10 +448,10 @@ fn open_files() -> Finding {
 async fn provider_answers(provider: Arc<dyn TileProvider>) -> Finding {
     let config = FetchConfig {
         retries: 0,
-        request_timeout: Duration::from_secs(10),
+        first_byte_timeout: Duration::from_secs(10),
         ..FetchConfig::default()
     };
-    let client = match HttpClient::new(config, Arc::new(Metrics::default())) {
+    let client = match ImageryClient::new(config, Arc::new(Metrics::default())) {
         Ok(client) => client,
         Err(e) => {
             return Finding::problem(
@@ -460,16 +460,13 @@ async fn provider_answers(provider: Arc<dyn TileProvider>) -> Finding {
             )
         }
     };
-    let url = provider.chunk_url(chunk_at(
-        provider.max_zoom().min(12),
-        PROBE_POINT.0,
-        PROBE_POINT.1,
-    ));
+    let chunk = chunk_at(provider.max_zoom().min(12), PROBE_POINT.0, PROBE_POINT.1);
+    let url = provider.chunk_url(chunk);
     let name = provider.display_name();
-    match client.get(&url, provider.referer(), xearthlayer::sched::WorkClass::Live, |_| true).await {
+    match client.fetch(&provider, chunk, WorkClass::Live).await {
         Ok(body) => Finding::ok(format!("{name} answers ({} bytes for {url})", body.len())),
-        Err(FetchError::Permanent(status)) if status.as_u16() == 404 => Finding::warning(
-            format!("{name} answers, but has no imagery at {url} (HTTP 404)"),
+        Err(e) if e.is_no_data() => Finding::warning(
+            format!("{name} answers, but has no imagery at {url} ({e})"),
             "nothing to do if it covers where you fly",
         ),
         Err(FetchError::Permanent(status)) if matches!(status.as_u16(), 401 | 403) => Finding::problem(

@@ -1,5 +1,6 @@
-//! `xearthlayer info NAME.dds`: what a texture covers and where its imagery
-//! comes from, without downloading anything.
+//! `xearthlayer info NAME.dds`: what a texture covers, which provider its
+//! name maps to and why, and where its imagery comes from, without
+//! downloading anything.
 
 use clap::Args;
 use xearthlayer::coord::TextureId;
@@ -26,7 +27,8 @@ pub struct InfoArgs {
 pub fn run(args: InfoArgs) -> CliResult {
     let id = TextureId::parse(&args.name)?;
     let file = args.config.load()?.settings;
-    let provider = args.provider.provider(&file)?;
+    let providers = args.provider.providers(&file)?;
+    let provider = providers.for_texture(&id);
     let format = args.format.format(&file);
     let b = id.bounds();
     let (lat, lon) = b.center();
@@ -49,10 +51,13 @@ pub fn run(args: InfoArgs) -> CliResult {
         layout::file_size(format),
         format
     );
+    println!("provider  {}", providers.explain(&id));
     println!(
-        "provider  {} (max zoom {})",
-        provider.display_name(),
-        provider.max_zoom()
+        "limits    zooms {}..={}, {} requests in flight, disk cache folder '{}'",
+        provider.zoom_range().start(),
+        provider.max_zoom(),
+        provider.max_in_flight(),
+        provider.cache_key()
     );
     if id.zoom > provider.max_zoom() {
         println!(

@@ -91,7 +91,7 @@ pub async fn run(args: RunArgs) -> CliResult {
     );
     println!(
         "one texture service for all packages: {}, {}, {}",
-        service.provider().display_name(),
+        service.providers().describe(),
         service.format(),
         match service.disk_cache() {
             Some(cache) => format!("disk cache {}", cache.dir().display()),

@@ -93,7 +93,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         source.display(),
         mountpoint.display(),
         service.format(),
-        service.provider().display_name()
+        service.providers().describe()
     );
     let file = args.service.config.load()?.settings;
     let prefetch = crate::flight::start_with_status(

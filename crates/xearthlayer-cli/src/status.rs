@@ -115,7 +115,7 @@ fn live_block(
     let _ = writeln!(
         block,
         "── XEarthLayer ── {} · {}",
-        service.provider().display_name(),
+        service.providers().describe(),
         service.format()
     );
     let _ = writeln!(

@@ -62,7 +62,10 @@ fn cache_stats_and_clear() {
     assert!(
         stats
             .lines()
-            .any(|l| l.contains("custom/bc1") && l.contains(" 1 textures")),
+            // The custom provider's folder is named after its server.
+            .any(|l| l.contains("custom-127.0.0.1_")
+                && l.contains("/bc1")
+                && l.contains(" 1 textures")),
         "{stats}"
     );
 
@@ -83,9 +86,9 @@ fn cache_stats_and_clear() {
     );
     let out = xearthlayer(home.path(), &["cache", "stats", "--cache-dir", cache_arg]);
     assert!(
-        text(&out)
-            .lines()
-            .any(|l| l.contains("custom/bc1") && l.contains(" 0 textures")),
+        text(&out).lines().any(|l| l.contains("custom-127.0.0.1_")
+            && l.contains("/bc1")
+            && l.contains(" 0 textures")),
         "{}",
         text(&out)
     );

@@ -65,7 +65,8 @@ fn init_writes_a_commented_file_and_never_overwrites_without_force() {
     let text = std::fs::read_to_string(home.config()).unwrap();
     for expected in [
         "[provider]",
-        ";type = bing",
+        ";type = auto",
+        "[codes]",
         "[cache]",
         ";memory_size = 1GiB",
         "[generation]",
@@ -251,6 +252,64 @@ fn bad_files_are_errors_naming_file_line_and_key() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("line 2: unknown key 'memroy_size' in [cache]"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn info_says_which_provider_a_code_maps_to_and_why() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.config().parent().unwrap()).unwrap();
+    std::fs::write(
+        home.config(),
+        "[codes]\nDOP40 = https://dop.example/wmts/{z}/{y}/{x}.jpeg?key=secret\nArc@ = arcgis\n\n\
+         [provider_urls]\narcgis = http://127.0.0.1:9/tiles/{z}/{x}/{y}.jpg\n",
+    )
+    .unwrap();
+    let line = |name: &str, flags: &[&str]| {
+        let mut args = vec!["info", name];
+        args.extend_from_slice(flags);
+        let out = home.run(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let out = line("22896_31680_DOP4016.dds", &[]);
+    assert!(
+        out.contains("maps code 'DOP40'") && out.contains("[codes]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("https://dop.example/wmts/16/22896/31680.jpeg"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("folder 'DOP40-dop.example-") || !out.contains("secret'"),
+        "{out}"
+    );
+    let out = line("45808_63392_Arc@17.dds", &[]);
+    assert!(
+        out.contains("ArcGIS") && out.contains("http://127.0.0.1:9/tiles/17/63392/45808.jpg"),
+        "{out}"
+    );
+    let out = line("25264_10368_CA_NAIP16.dds", &[]);
+    assert!(
+        out.contains("NAIP") && out.contains("its Ortho4XP code"),
+        "{out}"
+    );
+    let out = line("45840_63392_FR2010_17.dds", &[]);
+    assert!(
+        out.contains("no provider maps code 'FR2010_'") && out.contains("Bing"),
+        "{out}"
+    );
+    let out = line("45840_63392_FR2010_17.dds", &["--provider", "usgs"]);
+    assert!(out.contains("USGS") && out.contains("forced"), "{out}");
+
+    std::fs::write(home.config(), "[codes]\nDOP40 = not a url\n").unwrap();
+    let out = home.run(&["info", "22896_31680_DOP4016.dds"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("line 2") && stderr(&out).contains("codes.DOP40"),
         "{}",
         stderr(&out)
     );

@@ -19,7 +19,7 @@ pub const MAX_LATITUDE: f64 = 85.051_128_78;
 /// Why a texture name or coordinate was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CoordError {
-    #[error("'{0}' is not a texture name of the form ROW_COL_MAPTYPEZL.dds")]
+    #[error("'{0}' is not a texture name of the form ROW_COL_CODEZL.dds")]
     BadName(String),
     #[error("zoom {0} is beyond the highest supported zoom {MAX_ZOOM}")]
     ZoomTooHigh(u32),
@@ -76,8 +76,9 @@ pub struct TextureId {
     pub row: u32,
     pub col: u32,
     pub zoom: u8,
-    /// Provider code from the name (`BI`, `GO2`, ...). Informational only:
-    /// the configured provider decides where imagery comes from.
+    /// Provider code from the name (`BI`, `GO2`, `Arc@`, `CA_NAIP`, ...):
+    /// with `provider = auto` it chooses where the imagery comes from
+    /// (see [`crate::provider::Providers`]).
     pub map_type: String,
 }
 
@@ -108,8 +109,14 @@ impl TextureId {
         })
     }
 
-    /// Parses `{row}_{col}_{MAPTYPE}{ZL}.dds` (also with `-` separators).
-    /// The map type is letters with at most one digit, possibly empty.
+    /// Parses `{row}_{col}_{CODE}{ZL}.dds` by Ortho4XP's own rule: the zoom
+    /// is the last two digits before `.dds`, the provider code everything
+    /// between the second separator and them (`BI`, `GO2`, `Arc@`,
+    /// `FR2010_`, `DOP40`, `CA_NAIP`, or empty). `-` is accepted as a
+    /// separator too, as AutoOrtho does. A code may hold any character a
+    /// file name in Ortho4XP's providers folder may, except whitespace,
+    /// control characters and path separators (a `.ter` line could not name
+    /// such a file).
     pub fn parse(name: &str) -> Result<Self, CoordError> {
         let bad = || CoordError::BadName(name.to_string());
         let stem = name.strip_suffix(".dds").ok_or_else(bad)?;
@@ -126,19 +133,20 @@ impl TextureId {
             s.parse::<u64>().or(Ok(u64::MAX))
         };
         let (row, col) = (number(row)?, number(col)?);
-        if rest.len() < 2 || !rest.is_ascii() {
+        let zoom_at = rest.len().checked_sub(2).ok_or_else(bad)?;
+        let (code, zoom) = (rest.get(..zoom_at), rest.get(zoom_at..));
+        let (Some(code), Some(zoom)) = (code, zoom) else {
             return Err(bad());
-        }
-        let (map_type, zoom) = rest.split_at(rest.len() - 2);
-        if !zoom.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        let digits = map_type.bytes().filter(u8::is_ascii_digit).count();
-        if digits > 1 || !map_type.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        };
+        if !zoom.bytes().all(|b| b.is_ascii_digit())
+            || code
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '\\')
+        {
             return Err(bad());
         }
         let zoom: u32 = zoom.parse().map_err(|_| bad())?;
-        TextureId::new(row, col, zoom, map_type)
+        TextureId::new(row, col, zoom, code)
     }
 
     /// The file name this texture is served under.
@@ -255,26 +263,77 @@ mod tests {
             (t.row, t.col, t.zoom, t.map_type.as_str()),
             (25264, 10368, 16, "BI")
         );
-        let t = TextureId::parse("25264_10368_GO216.dds").unwrap();
-        assert_eq!((t.map_type.as_str(), t.zoom), ("GO2", 16));
         let t = TextureId::parse("25264_10368_16.dds").unwrap();
         assert_eq!((t.map_type.as_str(), t.zoom), ("", 16));
         let t = TextureId::parse("25264-10368-ARC16.dds").unwrap();
         assert_eq!(t.map_type, "ARC");
     }
 
+    /// Codes Ortho4XP ships (names of its providers folder), written the way
+    /// it writes them and read back by its rule: zoom = last two digits,
+    /// code = everything between the second `_` and them.
     #[test]
-    fn rejects_bad_names() {
+    fn reads_back_every_kind_of_ortho4xp_code() {
+        let codes = [
+            "BI",
+            "GO2",
+            "EUR",
+            "SEA",
+            "ARC",
+            "Arc@",
+            "FR2010_",
+            "DOP40",
+            "CH_ZH",
+            "SLO_2009_2011",
+            "CA_NAIP",
+            "TX_NAIP",
+            "USGS",
+            "EOX",
+            "FIREFLY",
+            "ZL",
+            "NIB",
+            "OSM@",
+            "ES_PNOA",
+            "IT_2012",
+            "BE_WAL_2018",
+            "",
+        ];
+        for code in codes {
+            for zoom in [12u8, 16, 17, 19] {
+                let (row, col) = (16 * 100, 16 * 200);
+                let name = format!("{row}_{col}_{code}{zoom}.dds");
+                let t = TextureId::parse(&name).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!((t.map_type.as_str(), t.zoom), (code, zoom), "{name}");
+                assert_eq!((t.row, t.col), (row, col), "{name}");
+                assert_eq!(t.file_name(), name);
+            }
+        }
+        // The names the issue found missing.
+        let t = TextureId::parse("22896_31680_DOP4016.dds").unwrap();
+        assert_eq!((t.map_type.as_str(), t.zoom), ("DOP40", 16));
+        let t = TextureId::parse("45808_63392_Arc@17.dds").unwrap();
+        assert_eq!((t.map_type.as_str(), t.zoom), ("Arc@", 17));
+        let t = TextureId::parse("45840_63392_FR2010_17.dds").unwrap();
+        assert_eq!((t.map_type.as_str(), t.zoom), ("FR2010_", 17));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_texture() {
         for name in [
             "25264_10368_BI16.png",
             "25264_10368_BI6.dds",
-            "25264_10368_B12116.dds",
+            "25264_10368_BIxx.dds",
+            "25264_10368_6.dds",
             "a_10368_BI16.dds",
             "25264_BI16.dds",
-            "25264_10368_B12C16.dds",
             "_10368_BI16.dds",
             "25264_10368_B I16.dds",
+            "25264_10368_B\tI16.dds",
+            "25264_10368_a/b16.dds",
+            "25264_10368_BI16.dds.bak",
             "water.dds",
+            "water_normal_map.dds",
+            "",
         ] {
             assert!(
                 matches!(TextureId::parse(name), Err(CoordError::BadName(_))),
@@ -366,7 +425,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn name_round_trips(zoom in 12u8..=22, r in 0u64..u64::MAX, c in 0u64..u64::MAX, mt in "[A-Z]{0,3}[0-9]?") {
+        fn name_round_trips(zoom in 12u8..=22, r in 0u64..u64::MAX, c in 0u64..u64::MAX, mt in "[A-Za-z0-9_@]{0,14}") {
             let blocks = (1u64 << zoom) / 16;
             let (row, col) = ((r % blocks) * 16, (c % blocks) * 16);
             let name = format!("{row}_{col}_{mt}{zoom:02}.dds");

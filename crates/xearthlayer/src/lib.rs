@@ -10,7 +10,9 @@
 //! - [`texture`]: the engine: build pipeline, CPU pool, the service with
 //!   coalescing and time budgets.
 //! - [`cache`]: memory and disk tiers of finished textures.
-//! - [`fs`]: the filesystem core: package index, inodes, handles, reads
+//! - [`package`]: what an Ortho4XP package holds (textures with their
+//!   positions, DSF tiles).
+//! - [`fs`]: the filesystem core: inodes, handles, reads over a package
 //!   (testable without a kernel).
 //! - [`fuse`]: the thin `fuse3` adapter and the mount session.
 //! - [`telemetry`]: where the aircraft is (X-Plane's UDP and Web API, or
@@ -28,6 +30,7 @@ pub mod fs;
 pub mod fuse;
 pub mod image;
 pub mod metrics;
+pub mod package;
 pub mod prefetch;
 pub mod provider;
 pub mod sched;

@@ -70,6 +70,19 @@ pub struct Metrics {
     pub chunk_failures: Counter,
     pub chunk_bytes: Counter,
     pub requests_in_flight: Gauge,
+    /// Of those, for live reads and for background work.
+    pub requests_live: Gauge,
+    pub requests_background: Gauge,
+    /// 429 and 503 replies.
+    pub chunk_throttled: Counter,
+    /// Requests failed at once: their provider was failing or paused.
+    pub chunk_fast_failed: Counter,
+    /// 200 replies that were fillers ("no imagery here").
+    pub chunk_filler: Counter,
+    /// Chunks the provider has no imagery for (404, fillers, beyond its zooms).
+    pub chunk_no_data: Counter,
+    /// Attempts ended by the first-byte or body timeout.
+    pub chunk_timeouts: Counter,
     /// Textures opened with nothing of them in memory.
     pub textures_touched: Counter,
     /// Textures with chunks filled in rather than downloaded.
@@ -114,6 +127,13 @@ pub struct MetricsSnapshot {
     pub chunk_bytes: u64,
     pub requests_in_flight: u64,
     pub peak_requests_in_flight: u64,
+    pub requests_live: u64,
+    pub requests_background: u64,
+    pub chunk_throttled: u64,
+    pub chunk_fast_failed: u64,
+    pub chunk_filler: u64,
+    pub chunk_no_data: u64,
+    pub chunk_timeouts: u64,
     pub textures_touched: u64,
     pub textures_degraded: u64,
     pub chunks_filled: u64,
@@ -145,6 +165,13 @@ impl Metrics {
             chunk_bytes: self.chunk_bytes.get(),
             requests_in_flight: self.requests_in_flight.get(),
             peak_requests_in_flight: self.requests_in_flight.peak(),
+            requests_live: self.requests_live.get(),
+            requests_background: self.requests_background.get(),
+            chunk_throttled: self.chunk_throttled.get(),
+            chunk_fast_failed: self.chunk_fast_failed.get(),
+            chunk_filler: self.chunk_filler.get(),
+            chunk_no_data: self.chunk_no_data.get(),
+            chunk_timeouts: self.chunk_timeouts.get(),
             textures_touched: self.textures_touched.get(),
             textures_degraded: self.textures_degraded.get(),
             chunks_filled: self.chunks_filled.get(),

@@ -34,7 +34,7 @@ fn small_pool(read_bound: Duration) -> ServiceConfig {
         fetch: FetchConfig {
             max_in_flight: 16,
             backoff: Duration::from_millis(5),
-            request_timeout: Duration::from_secs(30),
+            first_byte_timeout: Duration::from_secs(30),
             ..FetchConfig::default()
         },
         ..ServiceConfig::default()

@@ -34,7 +34,7 @@ fn patient() -> ServiceConfig {
 fn fast_retries() -> FetchConfig {
     FetchConfig {
         backoff: Duration::from_millis(5),
-        request_timeout: Duration::from_secs(2),
+        first_byte_timeout: Duration::from_secs(2),
         ..FetchConfig::default()
     }
 }
@@ -128,7 +128,7 @@ async fn faults_never_break_a_texture() {
             server_error: 0.20,
             corrupt: 0.05,
             not_found: 0.05,
-            hang: 0.0,
+            ..Faults::default()
         },
         ..ServerConfig::default()
     })
@@ -197,7 +197,11 @@ async fn disk_cache_serves_a_new_service_and_rejects_bad_files() {
     let writer = service(&server, config());
     let first = writer.texture(&id).await;
     writer.flush().await;
-    let path = dir.path().join("custom/bc1/16/25264_10416.xel");
+    // The custom provider's folder is named after its server.
+    let key = TemplateProvider::custom(&server.url_template()).unwrap();
+    let key = xearthlayer::provider::TileProvider::cache_key(&key).to_string();
+    assert!(key.starts_with("custom-127.0.0.1_"), "{key}");
+    let path = dir.path().join(key).join("bc1/16/25264_10416.xel");
     assert!(path.exists());
 
     server.reset_stats();

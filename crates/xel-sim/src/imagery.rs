@@ -313,6 +313,25 @@ pub fn chunk_jpeg(zoom: u8, x: u32, y: u32) -> Vec<u8> {
     encode_jpeg(&chunk_rgb(zoom, x, y))
 }
 
+/// A chunk of one colour: the filler some providers send where they have
+/// no imagery.
+pub fn uniform_jpeg(rgb: [u8; 3]) -> Vec<u8> {
+    encode_jpeg(&rgb.repeat(CHUNK_SIDE * CHUNK_SIDE))
+}
+
+/// A "no imagery" picture: a grey tile with a dark cross, not one colour,
+/// so only a marker header tells it from imagery (as with Bing's).
+pub fn no_imagery_jpeg() -> Vec<u8> {
+    let mut rgb = [200u8, 200, 200].repeat(CHUNK_SIDE * CHUNK_SIDE);
+    for i in 0..CHUNK_SIDE {
+        for j in [i, CHUNK_SIDE - 1 - i] {
+            let at = (i * CHUNK_SIDE + j) * 3;
+            rgb[at..at + 3].fill(60);
+        }
+    }
+    encode_jpeg(&rgb)
+}
+
 fn encode_jpeg(rgb: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(20 * 1024);
     let mut encoder = Encoder::new(&mut out, JPEG_QUALITY);

@@ -5,11 +5,21 @@
 //!
 //! Route: `GET /tiles/{z}/{x}/{y}.jpg` (or `.jpeg`); anything else is a 400,
 //! other methods a 405. Faults, checked in this order for each request:
+//! - a burst set with [`ImageryServer::answer_next`]: the next N requests
+//!   answer 503 or 429;
+//! - `not_found_zooms`: every tile at those zooms 404s (no coverage there);
+//! - `filler_zooms`: every tile at those zooms is the uniform filler;
 //! - `not_found`: fixed per tile (the same tile always 404s, like a provider
 //!   with no coverage there);
-//! - `server_error` (503), `corrupt` (200 with a body no decoder accepts) and
-//!   `hang` (no answer until the server stops): drawn per request, so a retry
-//!   can succeed. They are shares of one draw, so their sum should not exceed 1.
+//! - drawn per request, so a retry can succeed: `server_error` (503),
+//!   `corrupt` (200 with a body no decoder accepts), `hang` (no answer until
+//!   the server stops), `throttle` (429), `reset` (the connection is closed
+//!   without an answer), `drip` (200 whose body comes one byte per
+//!   `drip_interval`), `filler_marked` (200 with a "no imagery" picture and
+//!   Bing's marker header `X-VE-Tile-Info: no-tile`) and `filler_uniform`
+//!   (200 with a tile of one colour). They are shares of one draw, so their
+//!   sum should not exceed 1. 429s and 503s carry `Retry-After` when
+//!   `retry_after_secs` is set.
 //!
 //! Every answer, errors included, waits `latency ± jitter` first. With a
 //! bandwidth set ([`ImageryServer::set_bandwidth`]) answers then queue for
@@ -17,15 +27,18 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::{Either, Full};
+use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{header, Method, Request, Response, StatusCode};
@@ -34,7 +47,7 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use xearthlayer::coord::{ChunkCoord, MAX_ZOOM};
 
-use crate::imagery::{chunk_jpeg, hash64};
+use crate::imagery::{chunk_jpeg, hash64, no_imagery_jpeg, uniform_jpeg};
 
 /// Encoded chunks kept in memory (about 14 KiB each): the server shares the
 /// machine's cores with the service under test, so it encodes each chunk once.
@@ -42,6 +55,10 @@ use crate::imagery::{chunk_jpeg, hash64};
 const CACHE_ENTRIES: usize = 4096;
 /// How long a hung request waits: in practice until the server stops.
 const HANG: Duration = Duration::from_secs(3600);
+/// The header Bing marks its "no imagery" tiles with.
+pub const FILLER_MARKER: (&str, &str) = ("x-ve-tile-info", "no-tile");
+/// Colour of the uniform filler tile.
+pub const FILLER_COLOUR: [u8; 3] = [14, 33, 58];
 
 /// How the server behaves when it starts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -62,6 +79,30 @@ pub struct Faults {
     pub not_found: f64,
     pub corrupt: f64,
     pub hang: f64,
+    pub throttle: f64,
+    pub reset: f64,
+    pub drip: f64,
+    pub filler_marked: f64,
+    pub filler_uniform: f64,
+    /// Zooms with no coverage at all: bit `z` set means zoom `z` 404s
+    /// (see [`Faults::zooms`]).
+    pub not_found_zooms: u32,
+    /// Zooms where every tile is the uniform filler (200, one colour).
+    pub filler_zooms: u32,
+    /// `Retry-After` seconds of 429s and 503s; 0 for none.
+    pub retry_after_secs: u32,
+    /// Time per body byte of a drip; zero means one second.
+    pub drip_interval: Duration,
+}
+
+impl Faults {
+    /// The mask of `zooms` for [`Faults::not_found_zooms`].
+    pub fn zooms(zooms: impl IntoIterator<Item = u8>) -> u32 {
+        zooms
+            .into_iter()
+            .filter(|&z| z < 32)
+            .fold(0, |mask, z| mask | 1 << z)
+    }
 }
 
 /// A snapshot of the server's counters. Every request is counted in
@@ -82,6 +123,13 @@ pub struct ServerStats {
     pub not_found: u64,
     pub corrupt: u64,
     pub hung: u64,
+    /// 429 answers, injected bursts included (which count in `errors` when 503).
+    pub throttled: u64,
+    /// Connections closed without an answer.
+    pub reset: u64,
+    pub dripped: u64,
+    /// Filler answers, marked and uniform.
+    pub filler: u64,
     /// Malformed paths, out-of-range tiles and wrong methods.
     pub bad_requests: u64,
     /// Body bytes of all answers.
@@ -99,6 +147,10 @@ struct Counters {
     not_found: AtomicU64,
     corrupt: AtomicU64,
     hung: AtomicU64,
+    throttled: AtomicU64,
+    reset: AtomicU64,
+    dripped: AtomicU64,
+    filler: AtomicU64,
     bad_requests: AtomicU64,
     bytes_sent: AtomicU64,
 }
@@ -129,6 +181,11 @@ enum Outcome {
     NotFound,
     Corrupt,
     Hang,
+    Throttle,
+    Reset,
+    Drip,
+    FillerMarked,
+    FillerUniform,
     BadRequest,
     WrongMethod,
 }
@@ -182,6 +239,9 @@ struct Shared {
     faults: Mutex<Faults>,
     /// Numbers requests for the per-request draws; never reset.
     sequence: AtomicU64,
+    /// Requests still to answer with the burst status.
+    burst_left: AtomicU64,
+    burst_status: AtomicU64,
     counters: Counters,
     cache: Mutex<JpegCache>,
     /// Bytes per second of the shared link; 0 for no limit.
@@ -209,6 +269,22 @@ fn nanos(duration: Duration) -> u64 {
 impl Shared {
     fn decide(&self, tile: ChunkCoord, sequence: u64) -> Outcome {
         let faults = *lock(&self.faults);
+        let in_burst = self
+            .burst_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if in_burst {
+            return match self.burst_status.load(Ordering::SeqCst) {
+                429 => Outcome::Throttle,
+                _ => Outcome::ServerError,
+            };
+        }
+        if tile.zoom < 32 && faults.not_found_zooms & (1 << tile.zoom) != 0 {
+            return Outcome::NotFound;
+        }
+        if tile.zoom < 32 && faults.filler_zooms & (1 << tile.zoom) != 0 {
+            return Outcome::FillerUniform;
+        }
         let tile_hash = hash64(
             self.seed
                 ^ 0x6E6F_7420_666F_756E
@@ -228,9 +304,18 @@ impl Shared {
         if draw < threshold {
             return Outcome::Corrupt;
         }
-        threshold += faults.hang;
-        if draw < threshold {
-            return Outcome::Hang;
+        for (share, outcome) in [
+            (faults.hang, Outcome::Hang),
+            (faults.throttle, Outcome::Throttle),
+            (faults.reset, Outcome::Reset),
+            (faults.drip, Outcome::Drip),
+            (faults.filler_marked, Outcome::FillerMarked),
+            (faults.filler_uniform, Outcome::FillerUniform),
+        ] {
+            threshold += share;
+            if draw < threshold {
+                return outcome;
+            }
         }
         Outcome::Ok
     }
@@ -243,6 +328,10 @@ impl Shared {
             Outcome::NotFound => &c.not_found,
             Outcome::Corrupt => &c.corrupt,
             Outcome::Hang => &c.hung,
+            Outcome::Throttle => &c.throttled,
+            Outcome::Reset => &c.reset,
+            Outcome::Drip => &c.dripped,
+            Outcome::FillerMarked | Outcome::FillerUniform => &c.filler,
             Outcome::BadRequest | Outcome::WrongMethod => &c.bad_requests,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -314,6 +403,10 @@ impl Shared {
             not_found: get(&c.not_found),
             corrupt: get(&c.corrupt),
             hung: get(&c.hung),
+            throttled: get(&c.throttled),
+            reset: get(&c.reset),
+            dripped: get(&c.dripped),
+            filler: get(&c.filler),
             bad_requests: get(&c.bad_requests),
             bytes_sent: get(&c.bytes_sent),
         }
@@ -328,6 +421,10 @@ impl Shared {
             &c.not_found,
             &c.corrupt,
             &c.hung,
+            &c.throttled,
+            &c.reset,
+            &c.dripped,
+            &c.filler,
             &c.bad_requests,
             &c.bytes_sent,
         ];
@@ -375,8 +472,57 @@ fn garble(jpeg: &[u8]) -> Bytes {
     Bytes::from(body)
 }
 
-fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body));
+/// A body sent one byte at a time, `interval` apart: a provider that drips.
+pub struct Drip {
+    data: Bytes,
+    interval: Duration,
+    next: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Drip {
+    fn new(data: Bytes, interval: Duration) -> Drip {
+        Drip {
+            data,
+            interval,
+            next: Box::pin(tokio::time::sleep(interval)),
+        }
+    }
+}
+
+impl hyper::body::Body for Drip {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.data.is_empty() {
+            return Poll::Ready(None);
+        }
+        if self.next.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let deadline = tokio::time::Instant::now() + self.interval;
+        self.next.as_mut().reset(deadline);
+        let byte = self.data.split_to(1);
+        Poll::Ready(Some(Ok(Frame::data(byte))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.data.len() as u64)
+    }
+}
+
+/// What the server answers with: whole bodies, or drips.
+type Body = Either<Full<Bytes>, Drip>;
+
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Either::Left(Full::new(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -385,14 +531,12 @@ fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Resp
     response
 }
 
-fn text(status: StatusCode, message: &'static str) -> Response<Full<Bytes>> {
+fn text(status: StatusCode, message: &'static str) -> Response<Body> {
     response(status, "text/plain", Bytes::from_static(message.as_bytes()))
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+/// `Err` closes the connection without an answer (the reset fault).
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> io::Result<Response<Body>> {
     let _in_flight = InFlight::enter(&shared.counters);
     shared.counters.requests.fetch_add(1, Ordering::Relaxed);
     let sequence = shared.sequence.fetch_add(1, Ordering::Relaxed);
@@ -408,12 +552,22 @@ async fn handle(
     shared.count(outcome);
 
     let delay = tokio::time::sleep(shared.delay(sequence));
+    let retry_after = lock(&shared.faults).retry_after_secs;
+    let drip_interval = match lock(&shared.faults).drip_interval {
+        Duration::ZERO => Duration::from_secs(1),
+        interval => interval,
+    };
     let answer = match (outcome, tile) {
-        (Outcome::Ok | Outcome::Corrupt, Some(tile)) => {
+        (Outcome::Ok | Outcome::Corrupt | Outcome::Drip, Some(tile)) => {
             // Encode while the latency runs, as a provider would.
             let (_, jpeg) = tokio::join!(delay, shared.jpeg(tile));
             match (jpeg, outcome) {
                 (Some(jpeg), Outcome::Ok) => response(StatusCode::OK, "image/jpeg", jpeg),
+                (Some(jpeg), Outcome::Drip) => {
+                    let mut answer = response(StatusCode::OK, "image/jpeg", Bytes::new());
+                    *answer.body_mut() = Either::Right(Drip::new(jpeg, drip_interval));
+                    answer
+                }
                 (Some(jpeg), _) => response(StatusCode::OK, "image/jpeg", garble(&jpeg)),
                 // Only if encoding panicked (a bug) or the runtime is
                 // stopping; already counted as ok or corrupt.
@@ -424,16 +578,46 @@ async fn handle(
             tokio::time::sleep(HANG).await;
             text(StatusCode::GATEWAY_TIMEOUT, "hung\n")
         }
+        (Outcome::Reset, _) => {
+            delay.await;
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "injected connection reset",
+            ));
+        }
+        (Outcome::FillerMarked | Outcome::FillerUniform, _) => {
+            delay.await;
+            let picture = match outcome {
+                Outcome::FillerMarked => no_imagery_jpeg(),
+                _ => uniform_jpeg(FILLER_COLOUR),
+            };
+            let mut answer = response(StatusCode::OK, "image/jpeg", Bytes::from(picture));
+            if outcome == Outcome::FillerMarked {
+                answer.headers_mut().insert(
+                    FILLER_MARKER.0,
+                    header::HeaderValue::from_static(FILLER_MARKER.1),
+                );
+            }
+            answer
+        }
         (outcome, _) => {
             delay.await;
-            match outcome {
+            let mut answer = match outcome {
                 Outcome::ServerError => {
                     text(StatusCode::SERVICE_UNAVAILABLE, "injected server error\n")
                 }
+                Outcome::Throttle => text(StatusCode::TOO_MANY_REQUESTS, "slow down\n"),
                 Outcome::NotFound => text(StatusCode::NOT_FOUND, "no coverage\n"),
                 Outcome::WrongMethod => text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n"),
                 _ => text(StatusCode::BAD_REQUEST, "expected /tiles/{z}/{x}/{y}.jpg\n"),
+            };
+            let throttled = matches!(outcome, Outcome::ServerError | Outcome::Throttle);
+            if throttled && retry_after > 0 {
+                answer
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
             }
+            answer
         }
     };
     let body_len = hyper::body::Body::size_hint(answer.body())
@@ -505,6 +689,8 @@ impl ImageryServer {
             jitter_ns: AtomicU64::new(nanos(config.jitter)),
             faults: Mutex::new(config.faults),
             sequence: AtomicU64::new(0),
+            burst_left: AtomicU64::new(0),
+            burst_status: AtomicU64::new(503),
             counters: Counters::default(),
             cache: Mutex::new(JpegCache::default()),
             bandwidth: AtomicU64::new(0),
@@ -549,6 +735,16 @@ impl ImageryServer {
     /// Applies to requests that arrive from now on.
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.shared.faults) = faults;
+    }
+
+    /// The next `count` requests answer `status` (503 or 429; with
+    /// `Retry-After` when the faults set one), whatever else is set: a
+    /// burst of throttling.
+    pub fn answer_next(&self, count: u64, status: u16) {
+        self.shared
+            .burst_status
+            .store(u64::from(status), Ordering::SeqCst);
+        self.shared.burst_left.store(count, Ordering::SeqCst);
     }
 
     /// How many encoded chunks to keep (4096 at start): a benchmark that
@@ -642,6 +838,11 @@ impl BackgroundServer {
     /// See [`ImageryServer::set_cache_entries`].
     pub fn set_cache_entries(&self, entries: usize) {
         self.server().set_cache_entries(entries);
+    }
+
+    /// See [`ImageryServer::answer_next`].
+    pub fn answer_next(&self, count: u64, status: u16) {
+        self.server().answer_next(count, status);
     }
 
     /// See [`ImageryServer::set_bandwidth`].
@@ -834,6 +1035,130 @@ mod tests {
         assert!(answered.is_err());
         let stats = server.stats();
         assert_eq!((stats.hung, stats.ok), (1, 0));
+        server.shutdown().await;
+    }
+
+    /// A minimal HTTP/1.1 GET: the head (status line and headers) and body,
+    /// or `None` when the connection closes without an answer.
+    async fn get_head(addr: SocketAddr, path: &str) -> Option<(String, Vec<u8>)> {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply).await;
+        let end = reply.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&reply[..end]).to_lowercase();
+        Some((head, reply[end + 4..].to_vec()))
+    }
+
+    #[tokio::test]
+    async fn every_switchable_fault_answers_as_documented() {
+        let server = server(ServerConfig::default()).await;
+        let path = "/tiles/16/10368/25264.jpg";
+        let only = |f: Faults| server.set_faults(f);
+
+        only(Faults {
+            not_found_zooms: Faults::zooms([16, 17]),
+            ..Faults::default()
+        });
+        assert!(get_head(server.addr(), path)
+            .await
+            .unwrap()
+            .0
+            .starts_with("http/1.1 404"));
+        let (head, _) = get_head(server.addr(), "/tiles/15/5184/12632.jpg")
+            .await
+            .unwrap();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+
+        only(Faults {
+            throttle: 1.0,
+            retry_after_secs: 7,
+            ..Faults::default()
+        });
+        let (head, _) = get_head(server.addr(), path).await.unwrap();
+        assert!(
+            head.starts_with("http/1.1 429") && head.contains("retry-after: 7"),
+            "{head}"
+        );
+
+        only(Faults {
+            reset: 1.0,
+            ..Faults::default()
+        });
+        assert!(get_head(server.addr(), path).await.is_none());
+
+        only(Faults {
+            filler_marked: 1.0,
+            ..Faults::default()
+        });
+        let (head, body) = get_head(server.addr(), path).await.unwrap();
+        assert!(head.contains("x-ve-tile-info: no-tile"), "{head}");
+        assert!(decodes(&body));
+
+        only(Faults {
+            filler_uniform: 1.0,
+            ..Faults::default()
+        });
+        let (head, body) = get_head(server.addr(), path).await.unwrap();
+        assert!(!head.contains("x-ve-tile-info"));
+        assert_eq!(body, uniform_jpeg(FILLER_COLOUR));
+
+        only(Faults {
+            drip: 1.0,
+            drip_interval: Duration::from_millis(20),
+            ..Faults::default()
+        });
+        let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        let reading = stream.read_to_end(&mut reply);
+        assert!(tokio::time::timeout(Duration::from_millis(300), reading)
+            .await
+            .is_err());
+        let end = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let jpeg = chunk_jpeg(16, 10368, 25264);
+        let head = String::from_utf8_lossy(&reply[..end]).to_lowercase();
+        assert!(
+            head.contains(&format!("content-length: {}", jpeg.len())),
+            "{head}"
+        );
+        let body = &reply[end + 4..];
+        assert!(
+            !body.is_empty() && body.len() < 30,
+            "{} bytes in 300 ms",
+            body.len()
+        );
+        assert_eq!(body, &jpeg[..body.len()]);
+
+        only(Faults::default());
+        server.answer_next(2, 503);
+        for _ in 0..2 {
+            assert!(get_head(server.addr(), path)
+                .await
+                .unwrap()
+                .0
+                .starts_with("http/1.1 503"));
+        }
+        assert!(get_head(server.addr(), path)
+            .await
+            .unwrap()
+            .0
+            .starts_with("http/1.1 200"));
+
+        let stats = server.stats();
+        assert_eq!(
+            (
+                stats.not_found,
+                stats.throttled,
+                stats.reset,
+                stats.filler,
+                stats.dripped,
+                stats.errors
+            ),
+            (1, 1, 1, 2, 1, 2)
+        );
         server.shutdown().await;
     }
 

@@ -5,7 +5,7 @@
 use quick_cache::sync::Cache;
 use quick_cache::{OptionsBuilder, Weighter};
 
-use super::TextureKey;
+use std::hash::Hash;
 
 /// Smallest weight an entry counts for: its bookkeeping. (quick_cache never
 /// evicts weightless entries.)
@@ -20,18 +20,19 @@ struct Weighted<V> {
 #[derive(Debug, Clone, Copy)]
 struct ByWeight;
 
-impl<V> Weighter<TextureKey, Weighted<V>> for ByWeight {
-    fn weight(&self, _key: &TextureKey, entry: &Weighted<V>) -> u64 {
+impl<K, V> Weighter<K, Weighted<V>> for ByWeight {
+    fn weight(&self, _key: &K, entry: &Weighted<V>) -> u64 {
         entry.weight
     }
 }
 
-/// Values by texture, at most `capacity` bytes of them by their stated weight.
-pub struct MemoryCache<V: Clone> {
-    cache: Cache<TextureKey, Weighted<V>, ByWeight>,
+/// Values by key (a texture of one source), at most `capacity` bytes of
+/// them by their stated weight.
+pub struct MemoryCache<K: Hash + Eq + Clone, V: Clone> {
+    cache: Cache<K, Weighted<V>, ByWeight>,
 }
 
-impl<V: Clone> std::fmt::Debug for MemoryCache<V> {
+impl<K: Hash + Eq + Clone, V: Clone> std::fmt::Debug for MemoryCache<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryCache")
             .field("bytes", &self.cache.weight())
@@ -40,7 +41,7 @@ impl<V: Clone> std::fmt::Debug for MemoryCache<V> {
     }
 }
 
-impl<V: Clone> MemoryCache<V> {
+impl<K: Hash + Eq + Clone, V: Clone> MemoryCache<K, V> {
     pub fn new(capacity: u64) -> Self {
         // quick_cache splits the capacity over shards and refuses items larger
         // than a shard; keep shards large enough for a few whole textures.
@@ -56,13 +57,13 @@ impl<V: Clone> MemoryCache<V> {
         }
     }
 
-    pub fn get(&self, key: &TextureKey) -> Option<V> {
+    pub fn get(&self, key: &K) -> Option<V> {
         self.cache.get(key).map(|e| e.value)
     }
 
     /// Inserts or replaces; `weight` is the bytes the value holds now
     /// (re-insert to update it as a value grows).
-    pub fn insert(&self, key: TextureKey, value: V, weight: u64) {
+    pub fn insert(&self, key: K, value: V, weight: u64) {
         let weight = weight.max(MIN_WEIGHT);
         self.cache.insert(key, Weighted { value, weight });
     }
@@ -84,6 +85,7 @@ impl<V: Clone> MemoryCache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::TextureKey;
 
     #[test]
     fn stays_within_its_byte_budget() {

@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::coord::TextureId;
 
-use super::index::TEXTURES_DIR;
+use crate::package::TEXTURES_DIR;
 
 /// Inode number of the mount root.
 pub const ROOT_INO: u64 = 1;

@@ -3,7 +3,7 @@
 //! [`OverlayFs`] overlays a scenery package read-only. Real files and
 //! directories pass through (attributes from `lstat`, positional reads of
 //! the open file); `textures/` always exists and also lists every texture
-//! the package's `.ter` files name (see [`index`](TextureIndex)); any
+//! the package's `.ter` files name (see [`crate::package`]); any
 //! texture name looked up there that no real file claims is a virtual,
 //! read-only file whose bytes come from a [`TextureSource`] (the texture
 //! engine).
@@ -19,7 +19,6 @@
 mod attr;
 mod dir;
 mod handle;
-mod index;
 mod inode;
 mod observer;
 #[cfg(test)]
@@ -38,9 +37,9 @@ use bytes::{Bytes, BytesMut};
 use crate::coord::TextureId;
 use crate::metrics::Counter;
 
+pub use crate::package::{PackageIndex as TextureIndex, TEXTURES_DIR};
 pub use attr::{Attr, DirEntry, DirEntryPlus, FileKind, Opened, StatFs};
 pub use dir::{Readdir, ReaddirPlus};
-pub use index::{TextureIndex, TEXTURES_DIR};
 pub use inode::{ROOT_INO, TEXTURES_INO};
 pub use observer::FsObserver;
 

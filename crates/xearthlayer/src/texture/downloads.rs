@@ -1,4 +1,4 @@
-//! Chunk downloads shared by every texture that needs them.
+//! Chunk downloads shared by every texture that needs them, by source.
 //!
 //! A chunk is downloaded once however many units want it at the same time
 //! (neighbouring textures share their stand-in chunks at lower zoom), and
@@ -14,8 +14,7 @@ use tokio::sync::watch;
 
 use super::shared_work::{Claim, SharedWork, Urgency};
 use crate::coord::ChunkCoord;
-use crate::fetch::HttpClient;
-use crate::image::looks_complete;
+use crate::fetch::ImageryClient;
 use crate::provider::TileProvider;
 use crate::sched::WorkClass;
 
@@ -23,41 +22,37 @@ use crate::sched::WorkClass;
 /// failures, the provider unavailable).
 pub type ChunkResult = Option<Bytes>;
 
-/// Downloads in flight, by chunk.
+/// Downloads in flight, by source and chunk.
 #[derive(Debug)]
 pub struct Downloads {
-    http: HttpClient,
-    provider: Arc<dyn TileProvider>,
-    work: SharedWork<ChunkCoord, ChunkResult>,
+    client: ImageryClient,
+    work: SharedWork<(Arc<str>, ChunkCoord), ChunkResult>,
 }
 
 impl Downloads {
-    pub fn new(http: HttpClient, provider: Arc<dyn TileProvider>) -> Self {
+    pub fn new(client: ImageryClient) -> Self {
         Downloads {
-            http,
-            provider,
+            client,
             work: SharedWork::default(),
         }
     }
 
-    pub fn provider(&self) -> &Arc<dyn TileProvider> {
-        &self.provider
+    pub fn client(&self) -> &ImageryClient {
+        &self.client
     }
 
-    pub fn http(&self) -> &HttpClient {
-        &self.http
-    }
-
-    /// A claim on the chunk's download; drop it to say it is not wanted.
-    pub fn claim(&self, chunk: ChunkCoord, urgency: Urgency) -> Claim<ChunkResult> {
-        if chunk.zoom > self.provider.max_zoom() {
-            let work: SharedWork<ChunkCoord, ChunkResult> = SharedWork::default();
-            // Beyond the provider's zoom: settled at once, nothing to share.
-            return work.claim(chunk, urgency, |_| async { None });
-        }
-        let (http, provider) = (self.http.clone(), Arc::clone(&self.provider));
-        self.work.claim(chunk, urgency, move |urgency| {
-            download(http, provider, chunk, urgency)
+    /// A claim on the chunk's download from `provider`; drop it to say it
+    /// is not wanted.
+    pub fn claim(
+        &self,
+        provider: &Arc<dyn TileProvider>,
+        chunk: ChunkCoord,
+        urgency: Urgency,
+    ) -> Claim<ChunkResult> {
+        let (client, provider) = (self.client.clone(), Arc::clone(provider));
+        let key = (Arc::from(provider.cache_key()), chunk);
+        self.work.claim(key, urgency, move |urgency| {
+            download(client, provider, chunk, urgency)
         })
     }
 
@@ -68,19 +63,18 @@ impl Downloads {
 }
 
 async fn download(
-    http: HttpClient,
+    client: ImageryClient,
     provider: Arc<dyn TileProvider>,
     chunk: ChunkCoord,
     mut urgency: watch::Receiver<Urgency>,
 ) -> ChunkResult {
-    let url = provider.chunk_url(chunk);
     loop {
         let class = if urgency.borrow().is_some() {
             WorkClass::Live
         } else {
             WorkClass::Background
         };
-        let attempt = http.get(&url, provider.referer(), class, looks_complete);
+        let attempt = client.fetch(&provider, chunk, class);
         let result = if class == WorkClass::Live {
             attempt.await
         } else {
@@ -92,7 +86,7 @@ async fn download(
         return match result {
             Ok(body) => Some(body),
             Err(e) => {
-                tracing::debug!(%chunk, error = %e, "chunk download failed");
+                tracing::debug!(%chunk, provider = provider.name(), error = %e, "chunk download failed");
                 None
             }
         };

@@ -7,7 +7,7 @@
 //! built again on a later open instead of being retried on every read.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,9 +16,19 @@ use tokio::sync::OnceCell;
 use super::plan::Unit;
 use super::shared_work::SharedWork;
 use super::state::TextureState;
-use crate::cache::TextureKey;
+use crate::cache::{DiskCache, TextureKey};
 use crate::coord::{ChunkCoord, TextureId};
 use crate::dds::layout::DdsFormat;
+use crate::provider::TileProvider;
+
+/// What identifies an entry: a texture's pixels from one source of imagery
+/// (the same tile from two providers is two entries).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EntryKey {
+    /// The provider's cache key.
+    pub source: Arc<str>,
+    pub texture: TextureKey,
+}
 
 /// How a unit build ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +45,10 @@ pub enum UnitOutcome {
 /// One texture's shared entry.
 pub struct TextureEntry {
     id: TextureId,
-    key: TextureKey,
+    key: EntryKey,
+    /// Where its imagery comes from, and where its built parts are kept.
+    pub(super) provider: Arc<dyn TileProvider>,
+    pub(super) disk: Option<Arc<DiskCache>>,
     pub(super) state: TextureState,
     /// Units being built, each shared by every reader that needs it.
     pub(super) units: SharedWork<Unit, UnitOutcome>,
@@ -57,10 +70,20 @@ impl std::fmt::Debug for TextureEntry {
 }
 
 impl TextureEntry {
-    pub(super) fn new(id: TextureId, key: TextureKey, format: DdsFormat) -> Self {
+    pub(super) fn new(
+        id: TextureId,
+        provider: Arc<dyn TileProvider>,
+        disk: Option<Arc<DiskCache>>,
+        format: DdsFormat,
+    ) -> Self {
         TextureEntry {
+            key: EntryKey {
+                source: Arc::from(provider.cache_key()),
+                texture: TextureKey::from(&id),
+            },
             id,
-            key,
+            provider,
+            disk,
             state: TextureState::new(format),
             units: SharedWork::default(),
             stand_ins: Mutex::default(),
@@ -73,8 +96,12 @@ impl TextureEntry {
         &self.id
     }
 
-    pub fn key(&self) -> TextureKey {
-        self.key
+    pub fn key(&self) -> &EntryKey {
+        &self.key
+    }
+
+    pub fn provider(&self) -> &Arc<dyn TileProvider> {
+        &self.provider
     }
 
     pub fn state(&self) -> &TextureState {

@@ -158,11 +158,11 @@ impl Inner {
 
     /// Fills a new entry from the disk cache, once.
     async fn load_from_disk(self: &Arc<Self>, entry: &Arc<TextureEntry>) {
-        let Some(disk) = &self.disk else { return };
+        let Some(disk) = &entry.disk else { return };
         entry
             .disk_loaded
             .get_or_init(|| async {
-                if let Some(segments) = disk.load(entry.key()).await {
+                if let Some(segments) = disk.load(entry.key().texture).await {
                     self.metrics.disk_hits.incr();
                     for (offset, bytes) in segments {
                         entry.state.insert(offset, bytes);

@@ -13,13 +13,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use super::entry::{lock, TextureEntry};
-use crate::cache::{MemoryCache, TextureKey};
+use super::entry::{lock, EntryKey, TextureEntry};
+use crate::cache::MemoryCache;
 
 /// Every live entry, and the memory cache that keeps recent ones alive.
 pub struct Registry {
-    live: Mutex<HashMap<TextureKey, Weak<TextureEntry>>>,
-    memory: MemoryCache<Arc<TextureEntry>>,
+    live: Mutex<HashMap<EntryKey, Weak<TextureEntry>>>,
+    memory: MemoryCache<EntryKey, Arc<TextureEntry>>,
     retry_after: Duration,
 }
 
@@ -48,13 +48,14 @@ impl Registry {
     }
 
     /// The entry of `key`, made by `make` if none is alive or usable.
-    pub fn entry(&self, key: TextureKey, make: impl FnOnce() -> TextureEntry) -> Found {
+    pub fn entry(&self, key: EntryKey, make: impl FnOnce() -> TextureEntry) -> Found {
         let mut live = lock(&self.live);
         if let Some(entry) = live.get(&key).and_then(Weak::upgrade) {
             if !entry.stale(self.retry_after) {
                 // Back in the memory cache if it had been evicted.
                 if self.memory.get(&key).is_none() {
-                    self.memory.insert(key, Arc::clone(&entry), entry.weight());
+                    self.memory
+                        .insert(key.clone(), Arc::clone(&entry), entry.weight());
                 }
                 return Found::Existing(entry);
             }
@@ -63,7 +64,7 @@ impl Registry {
         if live.len() >= 1024 && live.len().is_power_of_two() {
             live.retain(|_, e| e.strong_count() > 0);
         }
-        live.insert(key, Arc::downgrade(&entry));
+        live.insert(key.clone(), Arc::downgrade(&entry));
         self.memory.insert(key, Arc::clone(&entry), entry.weight());
         Found::New(entry)
     }
@@ -73,16 +74,16 @@ impl Registry {
     pub fn reweigh(&self, entry: &Arc<TextureEntry>) {
         let live = lock(&self.live);
         let current = live
-            .get(&entry.key())
+            .get(entry.key())
             .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(entry)));
         if current {
             self.memory
-                .insert(entry.key(), Arc::clone(entry), entry.weight());
+                .insert(entry.key().clone(), Arc::clone(entry), entry.weight());
         }
     }
 
     /// The entry of `key` if one is alive (no new entry is made).
-    pub fn find(&self, key: &TextureKey) -> Option<Arc<TextureEntry>> {
+    pub fn find(&self, key: &EntryKey) -> Option<Arc<TextureEntry>> {
         lock(&self.live).get(key).and_then(Weak::upgrade)
     }
 

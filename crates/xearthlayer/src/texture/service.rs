@@ -12,6 +12,7 @@
 //!
 //! Nothing here fails: the worst outcome is valid bytes of neutral colour.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -24,15 +25,15 @@ use tokio_util::task::TaskTracker;
 
 use super::build;
 use super::downloads::Downloads;
-use super::entry::TextureEntry;
+use super::entry::{EntryKey, TextureEntry};
 use super::pool::CpuPool;
 use super::registry::{Found, Registry};
 use crate::cache::{DiskCache, TextureKey};
 use crate::coord::TextureId;
 use crate::dds::layout::{self, DdsFormat};
-use crate::fetch::{FetchConfig, FetchError, HttpClient};
+use crate::fetch::{FetchConfig, FetchError, ImageryClient};
 use crate::metrics::Metrics;
-use crate::provider::TileProvider;
+use crate::provider::{Providers, TileProvider};
 use crate::sched::ClassedPermits;
 
 /// Disk writes waiting at once; past this, parts are not stored (they are
@@ -121,13 +122,15 @@ pub struct TextureService {
 
 pub(super) struct Inner {
     pub(super) config: ServiceConfig,
+    pub(super) providers: Providers,
     pub(super) downloads: Downloads,
     pub(super) cpu: CpuPool,
     /// Working memory of the CPU jobs, reused (see [`build::Scratch`]).
     pub(super) scratch: Arc<Mutex<Vec<build::Scratch>>>,
     pub(super) builds: ClassedPermits,
     pub(super) registry: Registry,
-    pub(super) disk: Option<Arc<DiskCache>>,
+    /// One disk cache per provider, by its cache key.
+    pub(super) disks: HashMap<String, Arc<DiskCache>>,
     pub(super) placeholder: Bytes,
     pub(super) metrics: Arc<Metrics>,
     /// Disk writes run in the background; shutdown waits for them.
@@ -138,7 +141,7 @@ pub(super) struct Inner {
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextureService")
-            .field("provider", &self.downloads.provider().name())
+            .field("providers", &self.providers)
             .field("format", &self.config.format)
             .finish_non_exhaustive()
     }
@@ -148,22 +151,26 @@ impl TextureService {
     /// Starts a service. Opening the disk cache scans its folder, so call
     /// this before serving (it is quick: names and sizes only).
     pub fn new(
-        provider: Arc<dyn TileProvider>,
+        providers: impl Into<Providers>,
         config: ServiceConfig,
     ) -> Result<Self, ServiceError> {
+        let providers = providers.into();
         let metrics = Arc::new(Metrics::default());
-        let http = HttpClient::new(config.fetch.clone(), Arc::clone(&metrics))?;
-        let disk = match &config.disk_cache {
-            Some((path, bytes)) => Some(
-                DiskCache::open(path, provider.name(), config.format, *bytes).map_err(
-                    |source| ServiceError::DiskCache {
-                        path: path.clone(),
-                        source,
-                    },
-                )?,
-            ),
-            None => None,
-        };
+        let client = ImageryClient::new(config.fetch.clone(), Arc::clone(&metrics))?;
+        let mut disks = HashMap::new();
+        if let Some((path, bytes)) = &config.disk_cache {
+            for provider in providers.all() {
+                let key = provider.cache_key().to_string();
+                let disk =
+                    DiskCache::open(path, &key, config.format, *bytes).map_err(|source| {
+                        ServiceError::DiskCache {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                disks.insert(key, disk);
+            }
+        }
         let max_builds = config.max_builds.max(1);
         Ok(TextureService {
             inner: Arc::new(Inner {
@@ -175,8 +182,9 @@ impl TextureService {
                 ),
                 registry: Registry::new(config.memory_cache_bytes, config.retry_degraded_after),
                 placeholder: Bytes::from(build::placeholder(config.format)),
-                downloads: Downloads::new(http, provider),
-                disk,
+                downloads: Downloads::new(client),
+                providers,
+                disks,
                 metrics,
                 config,
                 disk_writes: TaskTracker::new(),
@@ -202,8 +210,18 @@ impl TextureService {
         &self.inner.metrics
     }
 
+    /// The forced provider, or the fallback of codes nothing maps.
     pub fn provider(&self) -> &Arc<dyn TileProvider> {
-        self.inner.downloads.provider()
+        self.inner.providers.primary()
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.inner.providers
+    }
+
+    /// The shared download client (permits, provider limits and health).
+    pub fn client(&self) -> &ImageryClient {
+        self.inner.downloads.client()
     }
 
     /// Bytes of texture data held by the memory cache.
@@ -211,8 +229,9 @@ impl TextureService {
         self.inner.registry.memory_bytes()
     }
 
+    /// The disk cache of [`TextureService::provider`].
     pub fn disk_cache(&self) -> Option<&Arc<DiskCache>> {
-        self.inner.disk.as_ref()
+        self.inner.disks.get(self.provider().cache_key())
     }
 
     /// Work in progress now, live and background.
@@ -235,13 +254,16 @@ impl TextureService {
     /// than the retry interval is replaced, so failures do not stick; open
     /// files keep the entry they got.
     pub fn entry(&self, id: &TextureId) -> Arc<TextureEntry> {
-        let key = TextureKey::from(id);
+        let provider = self.inner.providers.for_texture(id);
+        let key = EntryKey {
+            source: Arc::from(provider.cache_key()),
+            texture: TextureKey::from(id),
+        };
         let format = self.inner.config.format;
-        match self
-            .inner
-            .registry
-            .entry(key, || TextureEntry::new(id.clone(), key, format))
-        {
+        let disk = self.inner.disks.get(provider.cache_key()).cloned();
+        match self.inner.registry.entry(key, || {
+            TextureEntry::new(id.clone(), provider, disk, format)
+        }) {
             Found::Existing(entry) => entry,
             Found::New(entry) => {
                 self.inner.metrics.textures_touched.incr();
@@ -295,13 +317,21 @@ impl TextureService {
     /// cache: a read would not wait for a download. (The disk tier knows
     /// which textures it holds, not which of their parts.)
     pub fn is_cached(&self, id: &TextureId, range: Range<u64>) -> bool {
-        let key = TextureKey::from(id);
+        let provider = self.inner.providers.for_texture(id);
+        let texture = TextureKey::from(id);
+        let key = EntryKey {
+            source: Arc::from(provider.cache_key()),
+            texture,
+        };
         if let Some(entry) = self.inner.registry.find(&key) {
             if entry.state.is_built(range) {
                 return true;
             }
         }
-        self.inner.disk.as_ref().is_some_and(|d| d.contains(&key))
+        self.inner
+            .disks
+            .get(provider.cache_key())
+            .is_some_and(|d| d.contains(&texture))
     }
 
     /// Live reads are waiting for builds now (a burst is being served).

@@ -174,7 +174,7 @@ impl Inner {
         urgency: &mut watch::Receiver<Urgency>,
     ) -> Vec<ChunkInput> {
         let chunks = unit.chunks(entry.id());
-        let max_zoom = self.downloads.provider().max_zoom();
+        let max_zoom = entry.provider.max_zoom();
         let mut progress: Vec<ChunkProgress> = chunks
             .iter()
             .map(|&chunk| ChunkProgress::new(chunk, max_zoom))
@@ -188,7 +188,9 @@ impl Inner {
                 progress[i].image = Some(held);
                 continue;
             }
-            let claim = self.downloads.claim(chunk, *urgency.borrow());
+            let claim = self
+                .downloads
+                .claim(&entry.provider, chunk, *urgency.borrow());
             pending.push(async move { (i, 0u8, claim.wait().await.ok().flatten()) }.boxed());
         }
         while !progress.iter().all(ChunkProgress::settled) && !pending.is_empty() {
@@ -265,15 +267,16 @@ impl Inner {
         progress: &mut ChunkProgress,
     ) -> Vec<Arrival> {
         progress.stand_ins_started = true;
-        let claims: Vec<Arrival> =
-            fallback::stand_in_depths(chunk, self.downloads.provider().max_zoom())
-                .into_iter()
-                .filter(|&depth| entry.stand_in(&chunk.ancestor(depth)).is_none())
-                .map(|depth| {
-                    let claim = self.downloads.claim(chunk.ancestor(depth), urgency);
-                    async move { (index, depth, claim.wait().await.ok().flatten()) }.boxed()
-                })
-                .collect();
+        let claims: Vec<Arrival> = fallback::stand_in_depths(chunk, entry.provider.max_zoom())
+            .into_iter()
+            .filter(|&depth| entry.stand_in(&chunk.ancestor(depth)).is_none())
+            .map(|depth| {
+                let claim = self
+                    .downloads
+                    .claim(&entry.provider, chunk.ancestor(depth), urgency);
+                async move { (index, depth, claim.wait().await.ok().flatten()) }.boxed()
+            })
+            .collect();
         progress.stand_ins_pending += claims.len();
         claims
     }
@@ -281,13 +284,13 @@ impl Inner {
     /// Writes finished, real-imagery bytes to the disk cache in the
     /// background, at most [`MAX_PENDING_WRITES`] at a time.
     fn store(&self, entry: &TextureEntry, added: Vec<(u64, Bytes)>) {
-        let Some(disk) = &self.disk else { return };
+        let Some(disk) = &entry.disk else { return };
         let Ok(permit) = Arc::clone(&self.pending_writes).try_acquire_owned() else {
             self.metrics.disk_writes_dropped.incr();
             tracing::debug!(texture = %entry.id(), "disk writes are backed up; not storing this part");
             return;
         };
-        let (disk, key) = (Arc::clone(disk), entry.key());
+        let (disk, key) = (Arc::clone(disk), entry.key().texture);
         self.disk_writes.spawn(async move {
             disk.append(key, added).await;
             drop(permit);

@@ -1,13 +1,16 @@
-//! The package index: which textures the package's `.ter` files name.
+//! What an Ortho4XP package holds and where: the textures its `.ter` files
+//! name, each with its position (the `.ter`'s `LOAD_CENTER`, else the
+//! centre its name gives), and the DSF tiles in `Earth nav data`.
 //!
 //! Built once at mount time. Every `*.ter` file of the package (anywhere,
 //! typically `terrain/`) is read, its `BASE_TEX` / `BASE_TEX_NOWRAP` lines
 //! resolved relative to the `.ter` file the way X-Plane does, and the names
 //! that land directly in `<package>/textures/` and parse as a
-//! [`TextureId`] become the virtual files listed in `textures/`.
-//!
-//! Listing is the index's only use: a lookup of any texture name in
-//! `textures/` succeeds whether indexed or not.
+//! [`TextureId`] are the package's textures. The filesystem lists them as
+//! virtual files in `textures/` (a lookup of any texture name succeeds
+//! whether indexed or not); a prefetcher asks which textures a DSF tile
+//! holds. Names that are not textures are skipped, each with a debug line,
+//! and counted ([`PackageIndex::skipped`]).
 
 use std::ffi::OsStr;
 use std::io;
@@ -18,14 +21,29 @@ use std::time::{Duration, Instant};
 
 use crate::coord::TextureId;
 
+/// One texture of the package.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedTexture {
+    pub id: TextureId,
+    /// The file name, exactly as the `.ter` file spells it.
+    pub name: Box<str>,
+    /// (lat, lon) in degrees: the `.ter`'s `LOAD_CENTER`, else the centre
+    /// of the texture's bounds.
+    pub center: (f64, f64),
+}
+
 /// Name of the directory the virtual textures live in.
 pub const TEXTURES_DIR: &str = "textures";
 
-/// The texture names a package's `.ter` files refer to.
+/// What a package holds.
 #[derive(Debug, Clone, Default)]
-pub struct TextureIndex {
+pub struct PackageIndex {
     /// Sorted, without duplicates, exactly as spelled in the `.ter` files.
     names: Arc<[Box<str>]>,
+    /// The same textures in the same order, with ids and positions.
+    textures: Arc<[IndexedTexture]>,
+    /// (lat, lon) of the south-west corner of each DSF tile, sorted.
+    dsf_tiles: Vec<(i32, i32)>,
     ter_files: usize,
     /// `BASE_TEX` lines naming something outside `textures/` or not a texture.
     skipped: usize,
@@ -34,9 +52,10 @@ pub struct TextureIndex {
     elapsed: Duration,
 }
 
-impl TextureIndex {
-    /// Walks `root` for `.ter` files and collects the textures they name.
-    pub fn build(root: &Path) -> io::Result<TextureIndex> {
+impl PackageIndex {
+    /// Walks `root` for `.ter` files and collects the textures they name,
+    /// and lists its DSF tiles.
+    pub fn build(root: &Path) -> io::Result<PackageIndex> {
         let started = Instant::now();
         let ter_files = find_ter_files(root)?;
         let results = Mutex::new(Vec::new());
@@ -67,14 +86,17 @@ impl TextureIndex {
         });
         let mut all = Scan::default();
         for scan in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            all.names.extend(scan.names);
+            all.found.extend(scan.found);
             all.skipped += scan.skipped;
             all.unreadable += scan.unreadable;
         }
-        all.names.sort_unstable();
-        all.names.dedup();
-        Ok(TextureIndex {
-            names: all.names.into(),
+        all.found.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        all.found.dedup_by(|a, b| a.name == b.name);
+        let names: Vec<Box<str>> = all.found.iter().map(|t| t.name.clone()).collect();
+        Ok(PackageIndex {
+            names: names.into(),
+            textures: all.found.into(),
+            dsf_tiles: find_dsf_tiles(root),
             ter_files: ter_files.len(),
             skipped: all.skipped,
             unreadable: all.unreadable,
@@ -97,6 +119,29 @@ impl TextureIndex {
 
     pub fn contains(&self, name: &str) -> bool {
         self.names.binary_search_by(|n| (**n).cmp(name)).is_ok()
+    }
+
+    /// The textures, sorted by name.
+    pub fn textures(&self) -> impl Iterator<Item = &IndexedTexture> + '_ {
+        self.textures.iter()
+    }
+
+    /// The DSF tiles in `Earth nav data`, as (lat, lon) of their
+    /// south-west corners, sorted.
+    pub fn dsf_tiles(&self) -> &[(i32, i32)] {
+        &self.dsf_tiles
+    }
+
+    /// The textures whose centre lies in the 1°x1° tile whose south-west
+    /// corner is (`lat`, `lon`).
+    pub fn textures_in_tile(
+        &self,
+        lat: i32,
+        lon: i32,
+    ) -> impl Iterator<Item = &IndexedTexture> + '_ {
+        self.textures
+            .iter()
+            .filter(move |t| t.center.0.floor() as i32 == lat && t.center.1.floor() as i32 == lon)
     }
 
     /// Number of `.ter` files read.
@@ -123,7 +168,7 @@ impl TextureIndex {
 
 #[derive(Default)]
 struct Scan {
-    names: Vec<Box<str>>,
+    found: Vec<IndexedTexture>,
     skipped: usize,
     unreadable: usize,
 }
@@ -133,6 +178,8 @@ impl Scan {
     /// package root) names.
     fn scan_ter(&mut self, rel: &Path, text: &[u8]) {
         let dir = rel.parent().unwrap_or(Path::new(""));
+        let mut center = None;
+        let mut named = Vec::new();
         for line in text.split(|&b| b == b'\n') {
             let Ok(line) = std::str::from_utf8(line) else {
                 continue;
@@ -141,24 +188,75 @@ impl Scan {
             let Some((keyword, rest)) = line.split_once(char::is_whitespace) else {
                 continue;
             };
+            if keyword == "LOAD_CENTER" {
+                let mut numbers = rest.split_whitespace().map(str::parse::<f64>);
+                if let (Some(Ok(lat)), Some(Ok(lon))) = (numbers.next(), numbers.next()) {
+                    if lat.is_finite() && lon.is_finite() {
+                        center = Some((lat, lon));
+                    }
+                }
+                continue;
+            }
             if keyword != "BASE_TEX" && keyword != "BASE_TEX_NOWRAP" {
                 continue;
             }
             match texture_name(dir, rest.trim()) {
-                Some(name) => self.names.push(name.into()),
+                Some((name, id)) => named.push((name, id)),
                 None => {
                     tracing::debug!(ter = %rel.display(), texture = rest.trim(), "BASE_TEX outside textures/ or not a texture name");
                     self.skipped += 1;
                 }
             }
         }
+        for (name, id) in named {
+            let center = center.unwrap_or_else(|| id.bounds().center());
+            self.found.push(IndexedTexture {
+                id,
+                name: name.into(),
+                center,
+            });
+        }
     }
+}
+
+/// The DSF tiles under `Earth nav data/*/`, named like `+47-006.dsf`.
+fn find_dsf_tiles(root: &Path) -> Vec<(i32, i32)> {
+    let mut tiles = Vec::new();
+    let Ok(groups) = std::fs::read_dir(root.join("Earth nav data")) else {
+        return tiles;
+    };
+    for group in groups.flatten() {
+        let Ok(files) = std::fs::read_dir(group.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".dsf")) else {
+                continue;
+            };
+            match dsf_tile(stem) {
+                Some(tile) => tiles.push(tile),
+                None => tracing::debug!(file = stem, "not a DSF tile name"),
+            }
+        }
+    }
+    tiles.sort_unstable();
+    tiles.dedup();
+    tiles
+}
+
+/// `+47-006` -> (47, -6).
+fn dsf_tile(stem: &str) -> Option<(i32, i32)> {
+    let split = stem.get(1..)?.find(['+', '-'])? + 1;
+    let (lat, lon) = stem.split_at(split);
+    let (lat, lon): (i32, i32) = (lat.parse().ok()?, lon.parse().ok()?);
+    ((-90..90).contains(&lat) && (-180..180).contains(&lon)).then_some((lat, lon))
 }
 
 /// The texture file name `reference` (as written in a `.ter` file in `dir`,
 /// both relative to the package root) resolves to, if it lands directly in
 /// `textures/` and is a texture name.
-pub(crate) fn texture_name(dir: &Path, reference: &str) -> Option<String> {
+fn texture_name(dir: &Path, reference: &str) -> Option<(String, TextureId)> {
     let reference = reference.replace('\\', "/");
     let resolved = normalize(&dir.join(&reference))?;
     let mut parts = resolved.components();
@@ -171,8 +269,8 @@ pub(crate) fn texture_name(dir: &Path, reference: &str) -> Option<String> {
         return None;
     }
     let name = name.to_str()?;
-    TextureId::parse(name).ok()?;
-    Some(name.to_string())
+    let id = TextureId::parse(name).ok()?;
+    Some((name.to_string(), id))
 }
 
 /// Resolves `.` and `..` lexically; `None` if the path is absolute or climbs
@@ -233,16 +331,16 @@ mod tests {
     fn resolves_relative_to_the_ter_file() {
         let terrain = Path::new("terrain");
         assert_eq!(
-            texture_name(terrain, "../textures/25264_10368_BI16.dds").as_deref(),
-            Some("25264_10368_BI16.dds")
+            texture_name(terrain, "../textures/25264_10368_BI16.dds").map(|t| t.0),
+            Some("25264_10368_BI16.dds".to_string())
         );
         assert_eq!(
-            texture_name(terrain, "..\\textures\\25264_10368_BI16.dds").as_deref(),
-            Some("25264_10368_BI16.dds")
+            texture_name(terrain, "..\\textures\\25264_10368_BI16.dds").map(|t| t.0),
+            Some("25264_10368_BI16.dds".to_string())
         );
         assert_eq!(
-            texture_name(Path::new(""), "./textures/25264_10368_BI16.dds").as_deref(),
-            Some("25264_10368_BI16.dds")
+            texture_name(Path::new(""), "./textures/25264_10368_BI16.dds").map(|t| t.0),
+            Some("25264_10368_BI16.dds".to_string())
         );
         // Lands elsewhere, climbs out, absolute, nested, not a texture.
         assert_eq!(texture_name(terrain, "textures/25264_10368_BI16.dds"), None);
@@ -270,14 +368,54 @@ mod tests {
             NORMAL_TEX ../textures/25264_10400_BI16.dds\r\n\
             BASE_TEX ../textures/not_a_texture.png\r\nNO_ALPHA\r\n";
         scan.scan_ter(Path::new("terrain/x.ter"), ter);
-        assert_eq!(
-            scan.names,
-            vec![
-                Box::from("25264_10368_BI16.dds"),
-                Box::from("25264_10384_BI16.dds")
-            ]
-        );
+        let names: Vec<&str> = scan.found.iter().map(|t| &*t.name).collect();
+        assert_eq!(names, vec!["25264_10368_BI16.dds", "25264_10384_BI16.dds"]);
+        assert_eq!(scan.found[0].center, (47.5, -5.6));
         assert_eq!(scan.skipped, 1);
+    }
+
+    #[test]
+    fn tiles_and_their_textures() {
+        let dir = tempfile::tempdir().unwrap();
+        let nav = dir.path().join("Earth nav data/+40-010");
+        std::fs::create_dir_all(&nav).unwrap();
+        for f in [
+            "+47-006.dsf",
+            "+47-006.dsf.bak",
+            "+48-007.dsf",
+            "notes.txt",
+            "+4x-006.dsf",
+        ] {
+            std::fs::write(nav.join(f), b"XPLNEDSF").unwrap();
+        }
+        let terrain = dir.path().join("terrain");
+        std::fs::create_dir(&terrain).unwrap();
+        // With LOAD_CENTER, and without (the name's centre decides).
+        std::fs::write(
+            terrain.join("a.ter"),
+            "A\n800\nTERRAIN\n\nLOAD_CENTER 47.50512 -5.62500 2443 4096\n\
+             BASE_TEX_NOWRAP ../textures/22896_31680_DOP4016.dds\n",
+        )
+        .unwrap();
+        let id = TextureId::parse("45808_63392_Arc@17.dds").unwrap();
+        std::fs::write(
+            terrain.join("b.ter"),
+            "BASE_TEX_NOWRAP ../textures/45808_63392_Arc@17.dds\n",
+        )
+        .unwrap();
+        let index = PackageIndex::build(dir.path()).unwrap();
+        assert_eq!(index.dsf_tiles(), &[(47, -6), (48, -7)]);
+        let in_tile: Vec<&str> = index.textures_in_tile(47, -6).map(|t| &*t.name).collect();
+        // Both lie in +47-006 (the second by its name's centre).
+        assert_eq!(
+            in_tile,
+            vec!["22896_31680_DOP4016.dds", "45808_63392_Arc@17.dds"]
+        );
+        assert_eq!(index.textures_in_tile(48, -7).count(), 0);
+        let arc = index.textures().find(|t| t.id == id).unwrap();
+        assert_eq!(arc.center, id.bounds().center());
+        assert_eq!(dsf_tile("-12+130"), Some((-12, 130)));
+        assert_eq!(dsf_tile("+91+000"), None);
     }
 
     #[test]
@@ -304,7 +442,7 @@ mod tests {
             "BASE_TEX ../textures/25000_10000_BI16.dds\n",
         )
         .unwrap();
-        let index = TextureIndex::build(dir.path()).unwrap();
+        let index = PackageIndex::build(dir.path()).unwrap();
         assert_eq!(index.len(), n as usize);
         assert_eq!(index.ter_files(), n as usize + 1);
         assert!(index.contains("25000_10000_BI16.dds"));

@@ -1,0 +1,225 @@
+//! [`ImageryClient`]: one chunk from one provider.
+//!
+//! Each attempt holds a permit of the [`Gate`] for as long as it talks to
+//! the provider, never while it backs off; the permit goes back when the
+//! attempt ends or its future is dropped. Every attempt is bounded: the
+//! connection by `connect_timeout`, the reply's headers by
+//! `first_byte_timeout`, the whole body by `body_timeout` (a 1 byte/s drip
+//! ends there), its size by `max_body_bytes`.
+//!
+//! Replies are sorted: 404/410/204 and fillers are "no data" (not retried:
+//! a provider without imagery says so once), 400/401/403/451... permanent,
+//! 429 and 503 throttling (`Retry-After` pauses the provider, the limit is
+//! cut), 408/5xx, timeouts and broken connections retried with backoff and
+//! jitter, and counted against the provider's health.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use reqwest::StatusCode;
+use tokio::time::{timeout, timeout_at, Instant};
+
+use super::gate::{Gate, InFlight, Report};
+use super::retry_after::retry_after;
+use super::{FetchConfig, FetchError, WorkClass};
+use crate::coord::ChunkCoord;
+use crate::metrics::Metrics;
+use crate::provider::{TileProvider, Verdict};
+
+/// The process-wide imagery client. Cheap to clone; clones share permits.
+#[derive(Debug, Clone)]
+pub struct ImageryClient {
+    client: reqwest::Client,
+    gate: Arc<Gate>,
+    config: FetchConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl ImageryClient {
+    pub fn new(config: FetchConfig, metrics: Arc<Metrics>) -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!(
+                "XEarthLayer/",
+                env!("CARGO_PKG_VERSION"),
+                " (+https://github.com/xearthlayer)"
+            ))
+            .connect_timeout(config.connect_timeout)
+            .pool_max_idle_per_host(config.max_in_flight)
+            .build()
+            .map_err(|e| FetchError::Client(e.to_string()))?;
+        Ok(ImageryClient {
+            client,
+            gate: Arc::new(Gate::new(&config)),
+            config,
+            metrics,
+        })
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Permits held and live requests waiting, now.
+    pub fn in_flight(&self) -> InFlight {
+        self.gate.in_flight()
+    }
+
+    /// The provider's adaptive limit of requests in flight now.
+    pub fn limit(&self, provider: &dyn TileProvider) -> usize {
+        self.gate.limit(provider)
+    }
+
+    /// Whether the provider is failing fast now.
+    pub fn is_failing(&self, provider: &dyn TileProvider) -> bool {
+        self.gate.is_failing(provider)
+    }
+
+    /// One chunk. Cancel-safe: dropping the future gives back its permit at once.
+    pub async fn fetch(
+        &self,
+        provider: &Arc<dyn TileProvider>,
+        chunk: ChunkCoord,
+        class: WorkClass,
+    ) -> Result<Bytes, FetchError> {
+        if !provider.zoom_range().contains(&chunk.zoom) {
+            return Err(FetchError::NoData {
+                provider: provider.name().to_string(),
+                why: format!("zoom {} is beyond what it serves", chunk.zoom),
+            });
+        }
+        let mut attempt = 0;
+        loop {
+            let permit = match self.gate.acquire(provider.as_ref(), class).await {
+                Ok(permit) => permit,
+                Err(e) => {
+                    self.metrics.chunk_fast_failed.incr();
+                    return Err(e);
+                }
+            };
+            let result = {
+                let _in_flight = self.metrics.requests_in_flight.enter();
+                let _class = match class {
+                    WorkClass::Live => self.metrics.requests_live.enter(),
+                    WorkClass::Background => self.metrics.requests_background.enter(),
+                };
+                self.metrics.chunk_requests.incr();
+                let (result, report) = self.attempt(provider.as_ref(), chunk).await;
+                permit.report(report);
+                result
+            };
+            let error = match result {
+                Ok(body) => return Ok(body),
+                Err(e) => e,
+            };
+            if error.is_no_data() {
+                self.metrics.chunk_no_data.incr();
+                return Err(error);
+            }
+            if !error.is_retryable() || attempt >= self.config.retries {
+                self.metrics.chunk_failures.incr();
+                return Err(error);
+            }
+            self.metrics.chunk_retries.incr();
+            let base = self.config.backoff * 2u32.saturating_pow(attempt);
+            tokio::time::sleep(base + base.mul_f64(fastrand::f64())).await;
+            attempt += 1;
+        }
+    }
+
+    /// One request, and what it says about the provider.
+    async fn attempt(
+        &self,
+        provider: &dyn TileProvider,
+        chunk: ChunkCoord,
+    ) -> (Result<Bytes, FetchError>, Report) {
+        let failed = Report {
+            failed: true,
+            ..Report::default()
+        };
+        let stalled = Report {
+            failed: true,
+            cut: true,
+            ..Report::default()
+        };
+        let answered = Report {
+            answered: true,
+            ..Report::default()
+        };
+        let spec = provider.request(chunk);
+        let mut request = self.client.get(&spec.url);
+        for (name, value) in &spec.headers {
+            request = request.header(*name, value);
+        }
+        let first_byte = self.config.first_byte_timeout;
+        let mut response = match timeout(first_byte, request.send()).await {
+            Err(_) => {
+                self.metrics.chunk_timeouts.incr();
+                return (Err(FetchError::FirstByteTimeout(first_byte)), stalled);
+            }
+            Ok(Err(e)) => return (Err(e.into()), failed),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        let no_data = |why: String| FetchError::NoData {
+            provider: provider.name().to_string(),
+            why,
+        };
+        match status.as_u16() {
+            200..=299 if status != StatusCode::NO_CONTENT => {}
+            204 | 404 | 410 => return (Err(no_data(format!("HTTP {status}"))), answered),
+            429 | 503 => {
+                self.metrics.chunk_throttled.incr();
+                let pause = retry_after(response.headers());
+                let report = Report {
+                    cut: true,
+                    failed: status == StatusCode::SERVICE_UNAVAILABLE,
+                    pause,
+                    ..Report::default()
+                };
+                let error = match status.as_u16() {
+                    429 => FetchError::Throttled,
+                    _ => FetchError::Status(status),
+                };
+                return (Err(error), report);
+            }
+            408 | 500..=599 => return (Err(FetchError::Status(status)), failed),
+            _ => return (Err(FetchError::Permanent(status)), answered),
+        }
+        let cap = self.config.max_body_bytes;
+        if response.content_length().is_some_and(|n| n > cap as u64) {
+            return (Err(FetchError::TooLarge(cap)), answered);
+        }
+        let deadline = Instant::now() + self.config.body_timeout;
+        let expected = response
+            .content_length()
+            .unwrap_or(16 << 10)
+            .min(cap as u64);
+        let mut body = BytesMut::with_capacity(expected as usize);
+        loop {
+            match timeout_at(deadline, response.chunk()).await {
+                Err(_) => {
+                    self.metrics.chunk_timeouts.incr();
+                    let error = FetchError::BodyTimeout(self.config.body_timeout);
+                    return (Err(error), stalled);
+                }
+                Ok(Err(e)) => return (Err(e.into()), failed),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(piece))) => {
+                    if body.len() + piece.len() > cap {
+                        return (Err(FetchError::TooLarge(cap)), answered);
+                    }
+                    body.extend_from_slice(&piece);
+                }
+            }
+        }
+        self.metrics.chunk_bytes.add(body.len() as u64);
+        match provider.judge(response.headers(), &body) {
+            Verdict::Imagery => (Ok(body.freeze()), answered),
+            Verdict::Filler(why) => {
+                self.metrics.chunk_filler.incr();
+                (Err(no_data(format!("filler reply ({why})"))), answered)
+            }
+            Verdict::Damaged => (Err(FetchError::Rejected), answered),
+        }
+    }
+}
