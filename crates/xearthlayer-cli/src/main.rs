@@ -1,6 +1,7 @@
 //! `xearthlayer`: the command line. Parsing and output only; the work lives
 //! in the `xearthlayer` library.
 
+mod airports;
 mod args;
 mod cache_cmd;
 mod config;
@@ -9,11 +10,13 @@ mod demo;
 mod doctor;
 mod files;
 mod flight;
+mod fms;
 mod generate;
 mod info;
 mod manager;
 mod packages;
 mod prefetch_cmd;
+mod route;
 mod run;
 mod scenery_packs;
 mod start;
