@@ -32,9 +32,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use xel_sim::burst::{run_burst, BurstConfig};
-use xel_sim::{
-    create_package, start_in_background, BackgroundServer, PackageSpec, ServerConfig,
-};
+use xel_sim::{create_package, start_in_background, BackgroundServer, PackageSpec, ServerConfig};
 
 use measure::{measure, wait_for_quiet_machine, RunKind, RunResult};
 use report::Settings;

@@ -58,7 +58,7 @@ enum Command {
     Config(config_cmd::ConfigArgs),
     /// Disk cache statistics, or clear it.
     Cache(cache_cmd::CacheArgs),
-    /// Fill the disk cache around a point before a flight.
+    /// Fill the disk cache before a flight: around a point or airport, or along a flight plan.
     Prefetch(prefetch_cmd::PrefetchArgs),
     /// Check FUSE, permissions, mounts, the cache, X-Plane and the provider.
     Doctor(doctor::DoctorArgs),

@@ -82,14 +82,12 @@ fn chunks_for(first_level: u8) -> u64 {
 async fn place(args: &PrefetchArgs) -> CliResult<(Vec<(f64, f64)>, f64, String)> {
     let radius = |default: f64| args.radius.unwrap_or(default);
     if let Some(file) = &args.fms {
+        let shown = file.display().to_string();
         let file = file.clone();
         let plan = tokio::task::spawn_blocking(move || fms::read(&file)).await??;
         let name = format!(
-            "the {} legs of {} ({} to {})",
+            "the {} legs of {shown} ({} to {})",
             plan.len() - 1,
-            args.fms
-                .as_ref()
-                .map_or(String::new(), |f| f.display().to_string()),
             plan[0].ident,
             plan[plan.len() - 1].ident
         );
@@ -104,14 +102,10 @@ async fn place(args: &PrefetchArgs) -> CliResult<(Vec<(f64, f64)>, f64, String)>
             &config.path,
         )?;
         let files = airports::apt_dat_files(scenery.xplane_root());
-        let icao = icao.clone();
+        let icao = icao.to_uppercase();
+        let name = icao.clone();
         let point = tokio::task::spawn_blocking(move || airports::find(&icao, &files)).await??;
-        let name = format!(
-            "{} ({:.4},{:.4})",
-            args.airport.as_deref().unwrap_or_default().to_uppercase(),
-            point.0,
-            point.1
-        );
+        let name = format!("{name} ({:.4},{:.4})", point.0, point.1);
         return Ok((vec![point], radius(AREA_RADIUS_KM), name));
     }
     let point = args.around.ok_or("give --around, --airport or --fms")?;
