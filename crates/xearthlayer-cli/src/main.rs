@@ -1,6 +1,7 @@
 //! `xearthlayer`: the command line. Parsing and output only; the work lives
 //! in the `xearthlayer` library.
 
+mod airports;
 mod args;
 mod cache_cmd;
 mod config;
@@ -9,11 +10,13 @@ mod demo;
 mod doctor;
 mod files;
 mod flight;
+mod fms;
 mod generate;
 mod info;
 mod manager;
 mod packages;
 mod prefetch_cmd;
+mod route;
 mod run;
 mod scenery_packs;
 mod start;
@@ -55,7 +58,7 @@ enum Command {
     Config(config_cmd::ConfigArgs),
     /// Disk cache statistics, or clear it.
     Cache(cache_cmd::CacheArgs),
-    /// Fill the disk cache around a point before a flight.
+    /// Fill the disk cache before a flight: around a point or airport, or along a flight plan.
     Prefetch(prefetch_cmd::PrefetchArgs),
     /// Check FUSE, permissions, mounts, the cache, X-Plane and the provider.
     Doctor(doctor::DoctorArgs),

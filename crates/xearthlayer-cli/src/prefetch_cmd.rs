@@ -1,37 +1,55 @@
-//! `xearthlayer prefetch --source PKG --around LAT,LON --radius KM`: fills
-//! the disk cache before a flight with what X-Plane's start-up load reads
-//! of each texture near a point (the header and the levels its distance
-//! needs), nearest first, with a progress bar, an estimate of the download
-//! and a size limit. Resumable: what is already on disk is loaded, not
-//! downloaded again.
+//! `xearthlayer prefetch --source PKG (--around LAT,LON | --airport ICAO |
+//! --fms FILE) --radius KM`: fills the disk cache before a flight with what
+//! X-Plane's loads read of each texture near a point, an airport or a flight
+//! plan's legs (the header and the levels its distance needs), nearest first
+//! or in route order, with a progress bar, an estimate of the download and a
+//! size limit. Resumable: what is already on disk is loaded, not downloaded
+//! again.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Args;
+use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use xearthlayer::fs::TextureIndex;
-use xearthlayer::prefetch::{ranges, Catalog, IndexCatalog};
-use xearthlayer::telemetry::motion::distance_m;
+use xearthlayer::prefetch::{ranges, Catalog, CatalogTexture, IndexCatalog};
 
 use crate::args::{parse_size, CliResult, ServiceArgs};
+use crate::{airports, fms, route, xplane};
 
 /// Textures prefetched at once.
 const IN_FLIGHT: usize = 32;
 /// Typical size of one downloaded 256 px chunk, for the estimate.
 const CHUNK_BYTES: u64 = 14 << 10;
 
+/// Radius around a point or airport when none is given, km.
+const AREA_RADIUS_KM: f64 = 50.0;
+/// Radius either side of a flight plan's legs when none is given, km.
+const ROUTE_RADIUS_KM: f64 = 20.0;
+
 #[derive(Args, Debug)]
+#[command(group(ArgGroup::new("place").required(true).args(["around", "airport", "fms"])))]
 pub struct PrefetchArgs {
     /// Scenery package(s) whose textures to prefetch (repeat for several).
     #[arg(long, required = true)]
     pub source: Vec<PathBuf>,
     /// Centre of the area, as LAT,LON in degrees.
     #[arg(long, value_parser = parse_point)]
-    pub around: (f64, f64),
-    /// Radius of the area in km.
-    #[arg(long, default_value_t = 50.0)]
-    pub radius: f64,
+    pub around: Option<(f64, f64)>,
+    /// Centre the area on this airport, found in X-Plane's apt.dat files.
+    #[arg(long, value_name = "ICAO")]
+    pub airport: Option<String>,
+    /// Along this X-Plane flight plan (.fms, as SimBrief exports), in route order.
+    #[arg(long, value_name = "FILE")]
+    pub fms: Option<PathBuf>,
+    /// Radius in km around the point, or either side of the legs [default:
+    /// 50 for an area, 20 along a flight plan].
+    #[arg(long)]
+    pub radius: Option<f64>,
+    /// X-Plane's Custom Scenery folder, for --airport [config:
+    /// xplane.custom_scenery; default: found from ~/.x-plane/x-plane_install_12.txt].
+    #[arg(long)]
+    pub custom_scenery: Option<PathBuf>,
     /// Stop planning once the estimated download reaches this, e.g. 2GiB.
     #[arg(long, value_parser = parse_size)]
     pub max_size: Option<u64>,
@@ -59,7 +77,47 @@ fn chunks_for(first_level: u8) -> u64 {
     16 + (first_level..=4).map(|k| (16u64 >> k).pow(2)).sum::<u64>()
 }
 
+/// The route to prefetch along (one point for an area), its radius in km and
+/// how to name it.
+async fn place(args: &PrefetchArgs) -> CliResult<(Vec<(f64, f64)>, f64, String)> {
+    let radius = |default: f64| args.radius.unwrap_or(default);
+    if let Some(file) = &args.fms {
+        let shown = file.display().to_string();
+        let file = file.clone();
+        let plan = tokio::task::spawn_blocking(move || fms::read(&file)).await??;
+        let name = format!(
+            "the {} legs of {shown} ({} to {})",
+            plan.len() - 1,
+            plan[0].ident,
+            plan[plan.len() - 1].ident
+        );
+        let route = plan.iter().map(|w| (w.lat, w.lon)).collect();
+        return Ok((route, radius(ROUTE_RADIUS_KM), name));
+    }
+    if let Some(icao) = &args.airport {
+        let config = args.service.config.load()?;
+        let scenery = xplane::custom_scenery(
+            args.custom_scenery.as_deref(),
+            &config.settings,
+            &config.path,
+        )?;
+        let files = airports::apt_dat_files(scenery.xplane_root());
+        let icao = icao.to_uppercase();
+        let name = icao.clone();
+        let point = tokio::task::spawn_blocking(move || airports::find(&icao, &files)).await??;
+        let name = format!("{name} ({:.4},{:.4})", point.0, point.1);
+        return Ok((vec![point], radius(AREA_RADIUS_KM), name));
+    }
+    let point = args.around.ok_or("give --around, --airport or --fms")?;
+    let name = format!("{:.4},{:.4}", point.0, point.1);
+    Ok((vec![point], radius(AREA_RADIUS_KM), name))
+}
+
 pub async fn run(args: PrefetchArgs) -> CliResult {
+    let (route, radius_km, place_name) = place(&args).await?;
+    if !(radius_km > 0.0 && radius_km.is_finite()) {
+        return Err(format!("--radius {radius_km}: expected a distance in km above 0").into());
+    }
     let service = args.service.service()?;
     let format = service.format();
     let sources = args.source.clone();
@@ -71,15 +129,12 @@ pub async fn run(args: PrefetchArgs) -> CliResult {
     })
     .await??;
     let catalog = IndexCatalog::new(&indexes);
-    let radius_m = args.radius * 1000.0;
-    let mut jobs: Vec<(f64, xearthlayer::coord::TextureId)> = catalog
+    let textures: Vec<CatalogTexture> = catalog
         .tiles()
         .into_iter()
         .flat_map(|tile| catalog.textures_in_tile(tile).to_vec())
-        .map(|t| (distance_m(args.around, t.center), t.id))
-        .filter(|(d, _)| *d <= radius_m)
         .collect();
-    jobs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut jobs = route::textures_along(&route, radius_km * 1000.0, &textures);
     let mut estimate = 0u64;
     let limit = args.max_size.unwrap_or(u64::MAX);
     let mut planned = 0;
@@ -94,11 +149,8 @@ pub async fn run(args: PrefetchArgs) -> CliResult {
     let skipped = jobs.len() - planned;
     jobs.truncate(planned);
     println!(
-        "{} textures within {} km of {:.4},{:.4}; at most {} MiB to download{}",
+        "{} textures within {radius_km} km of {place_name}; at most {} MiB to download{}",
         jobs.len(),
-        args.radius,
-        args.around.0,
-        args.around.1,
         estimate >> 20,
         if skipped > 0 {
             format!(" ({skipped} more left out by --max-size)")
