@@ -482,8 +482,10 @@ mod tests {
         assert!(lines[1].what.contains("(2 textures)"), "{}", lines[1]);
         assert!(lines[1].what.contains("Bing"), "{}", lines[1]);
 
-        let mut forced = xearthlayer::provider::ProviderSetup::default();
-        forced.forced = Some(xearthlayer::provider::ProviderKind::Arcgis);
+        let forced = xearthlayer::provider::ProviderSetup {
+            forced: Some(xearthlayer::provider::ProviderKind::Arcgis),
+            ..Default::default()
+        };
         let forced = Providers::build(&forced).unwrap();
         assert!(unmapped_codes(&forced, &codes).is_empty());
     }
