@@ -4,14 +4,11 @@
 //! configuration file ([`FileSettings`]), then the library's default.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use xearthlayer::dds::DdsFormat;
-use xearthlayer::provider::{
-    ProviderKind, ProviderSettings, ProviderSetup, Providers, TileProvider,
-};
+use xearthlayer::provider::{ProviderKind, ProviderSettings, ProviderSetup, Providers};
 use xearthlayer::texture::{ServiceConfig, TextureService};
 
 use crate::config::{ConfigArg, FileSettings};
@@ -95,11 +92,6 @@ impl ProviderArgs {
     /// The providers textures are served from.
     pub fn providers(&self, file: &FileSettings) -> CliResult<Providers> {
         Ok(Providers::build(&self.setup(file))?)
-    }
-
-    /// The forced provider, or the fallback of unmapped codes.
-    pub fn provider(&self, file: &FileSettings) -> CliResult<Arc<dyn TileProvider>> {
-        Ok(Arc::clone(self.providers(file)?.primary()))
     }
 }
 
@@ -397,8 +389,9 @@ mod tests {
         let name = |flags: &[&str], file: &FileSettings| {
             args(flags)
                 .provider
-                .provider(file)
+                .providers(file)
                 .unwrap()
+                .primary()
                 .name()
                 .to_string()
         };

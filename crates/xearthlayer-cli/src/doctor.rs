@@ -4,6 +4,7 @@
 //! as arguments (a device path, a `fuse.conf` path, a folder), so tests
 //! can show it a broken system.
 
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::fs::FileTypeExt;
@@ -14,13 +15,16 @@ use std::time::Duration;
 use clap::Args;
 use xearthlayer::coord::chunk_at;
 use xearthlayer::fetch::{FetchConfig, FetchError, ImageryClient, WorkClass};
+use xearthlayer::fs::TextureIndex;
 use xearthlayer::fuse::user_mount::{self, FuseConf};
 use xearthlayer::fuse::{xearthlayer_mounts, MountHealth};
 use xearthlayer::metrics::Metrics;
-use xearthlayer::provider::TileProvider;
+use xearthlayer::provider::set::Choice;
+use xearthlayer::provider::{Providers, TileProvider};
 
 use crate::args::{CacheDirArg, CliResult, ProviderArgs, DEFAULT_DISK_CACHE};
-use crate::config::ConfigArg;
+use crate::config::{default_packages_dir, ConfigArg};
+use crate::packages;
 use crate::system::{free_space, human_bytes, is_root, open_file_limit};
 use crate::xplane;
 
@@ -153,31 +157,39 @@ pub async fn run(args: DoctorArgs) -> CliResult {
         .then(|| config.disk_cache.unwrap_or(DEFAULT_DISK_CACHE));
     findings.push(cache_folder(&args.cache_dir.dir(&config), disk_size));
     findings.push(open_files());
-    findings.push(
-        match xplane::custom_scenery(
-            args.custom_scenery.as_deref(),
-            &config,
-            &args
-                .config
-                .location()
-                .map(|(path, _)| path)
-                .unwrap_or_default(),
-        ) {
-            Ok(found) => Finding::ok(format!(
-                "Custom Scenery: {} ({})",
-                found.dir.display(),
-                found.origin
-            )),
-            Err(e) => Finding::problem("X-Plane's Custom Scenery folder is unknown", e),
-        },
+    let scenery = xplane::custom_scenery(
+        args.custom_scenery.as_deref(),
+        &config,
+        &args
+            .config
+            .location()
+            .map(|(path, _)| path)
+            .unwrap_or_default(),
     );
-    findings.push(match args.provider.provider(&config) {
-        Ok(provider) => provider_answers(provider).await,
+    findings.push(match &scenery {
+        Ok(found) => Finding::ok(format!(
+            "Custom Scenery: {} ({})",
+            found.dir.display(),
+            found.origin
+        )),
+        Err(e) => Finding::problem("X-Plane's Custom Scenery folder is unknown", e.to_string()),
+    });
+    let providers = args.provider.providers(&config);
+    findings.push(match &providers {
+        Ok(providers) => provider_answers(Arc::clone(providers.primary())).await,
         Err(e) => Finding::problem(
             format!("the imagery provider is not usable: {e}"),
             "fix provider.type / provider.url in the configuration, or the flags",
         ),
     });
+    if let (Ok(providers), Ok(scenery)) = (&providers, scenery) {
+        let packages_dir = config.packages_dir.clone().or_else(default_packages_dir);
+        let codes = tokio::task::spawn_blocking(move || {
+            package_codes(packages_dir.as_deref(), &scenery.dir)
+        })
+        .await?;
+        findings.extend(unmapped_codes(providers, &codes));
+    }
 
     for finding in &findings {
         println!("{finding}");
@@ -444,6 +456,49 @@ fn open_files() -> Finding {
     }
 }
 
+/// How many textures of each code the packages `run` would mount name.
+/// Blocking: it reads their `.ter` files. Packages that cannot be read are
+/// left out (`run` says why).
+fn package_codes(packages_dir: Option<&Path>, custom_scenery: &Path) -> BTreeMap<String, usize> {
+    let mut codes = BTreeMap::new();
+    let Ok(found) = packages::discover(packages_dir, custom_scenery) else {
+        return codes;
+    };
+    for package in &found.packages {
+        if let Ok(index) = TextureIndex::build(&package.source) {
+            for texture in index.textures() {
+                *codes.entry(texture.id.map_type.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    codes
+}
+
+/// One warning per code that no provider maps: its textures come from
+/// the fallback provider, which may not be the imagery the package was
+/// made with.
+fn unmapped_codes(providers: &Providers, codes: &BTreeMap<String, usize>) -> Vec<Finding> {
+    codes
+        .iter()
+        .filter_map(|(code, &count)| {
+            let (fallback, choice) = providers.resolve(code);
+            (choice == Choice::Unmapped).then(|| {
+                Finding::warning(
+                    format!(
+                        "texture code '{code}' ({}): no provider maps it, so {} serves it",
+                        plural(count, "texture"),
+                        fallback.display_name()
+                    ),
+                    format!(
+                        "map it in the [codes] section of the configuration \
+                         (`{code} = arcgis`, or a URL template)"
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Asks the provider for one chunk, once, without retries.
 async fn provider_answers(provider: Arc<dyn TileProvider>) -> Finding {
     let config = FetchConfig {
@@ -488,6 +543,42 @@ fn plural(n: usize, noun: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_code_no_provider_maps_gets_one_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (packages_dir, scenery) = (tmp.path().join("packages"), tmp.path().join("cs"));
+        std::fs::create_dir_all(&scenery).unwrap();
+        let spec = xel_sim::package::PackageSpec {
+            textures: 14,
+            mixed: true,
+            dsf_bytes: 1024,
+            ..Default::default()
+        };
+        xel_sim::package::create_package(&packages_dir.join("zOrtho4XP_+47-006"), &spec).unwrap();
+        let codes = package_codes(Some(&packages_dir), &scenery);
+        assert_eq!(codes.values().sum::<usize>(), 14);
+        assert_eq!(codes["CH_ZH"], 2);
+
+        let by_code = Providers::build(&Default::default()).unwrap();
+        let lines = unmapped_codes(&by_code, &codes);
+        let codes_said: Vec<&str> = lines
+            .iter()
+            .map(|f| f.what.split('\'').nth(1).unwrap())
+            .collect();
+        // BI, GO2 and CA_NAIP are built-in codes; Arc@ is not ArcGIS's.
+        assert_eq!(codes_said, ["Arc@", "CH_ZH", "DOP40", "FR2010_"]);
+        assert!(lines.iter().all(|f| f.level == Level::Warning));
+        assert!(lines[1].what.contains("(2 textures)"), "{}", lines[1]);
+        assert!(lines[1].what.contains("Bing"), "{}", lines[1]);
+
+        let forced = xearthlayer::provider::ProviderSetup {
+            forced: Some(xearthlayer::provider::ProviderKind::Arcgis),
+            ..Default::default()
+        };
+        let forced = Providers::build(&forced).unwrap();
+        assert!(unmapped_codes(&forced, &codes).is_empty());
+    }
 
     #[test]
     fn a_missing_fuse_device_is_a_problem_with_its_fix() {

@@ -339,10 +339,18 @@ fn lookups_and_listings_are_answered_while_a_texture_builds() {
         std::fs::metadata(scene.texture_path(1)).unwrap().len(),
         layout::file_size(F)
     );
-    let listed = std::fs::read_dir(scene.mnt.join("textures"))
+    // Both textures, beside the real files Ortho4XP leaves in textures/.
+    let listed: Vec<String> = std::fs::read_dir(scene.mnt.join("textures"))
         .unwrap()
-        .count();
-    assert_eq!(listed, 2);
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for texture in &scene.textures {
+        assert!(listed.contains(&texture.file_name()), "{listed:?}");
+    }
+    assert!(
+        listed.iter().any(|n| n == "water_transition.png"),
+        "{listed:?}"
+    );
     assert!(std::fs::metadata(scene.mnt.join("terrain"))
         .unwrap()
         .is_dir());
