@@ -101,13 +101,13 @@ pub fn markdown(command: &str, runs: &FaultRuns, read_bound: &str) -> String {
     let row = |s: &mut String, name: &str, r: &RunResult, filled: Option<u64>| {
         let _ = writeln!(
             s,
-            "| {name} | {:.2} s | {:.0} ms | {:.0} ms | {} | {} | {} | {:.0} MiB |",
+            "| {name} | {:.2} s | {:.0} ms | {:.0} ms | {:.2} s | {} | {} | {:.0} MiB |",
             r.wall.as_secs_f64(),
             r.p50.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3,
-            format!("{:.2} s", r.slowest.as_secs_f64()),
+            r.slowest.as_secs_f64(),
             r.chunk_requests,
-            filled.map_or("".to_string(), |f| format!(
+            filled.map_or(String::new(), |f| format!(
                 "{f} ({:.1}%)",
                 f as f64 * 100.0 / chunks(r)
             )),
