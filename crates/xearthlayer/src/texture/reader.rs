@@ -12,6 +12,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use futures_util::future::join_all;
+use tokio::time::Instant;
 
 use super::entry::{TextureEntry, UnitOutcome};
 use super::plan::{self, Unit};
@@ -52,8 +53,8 @@ impl Inner {
             if round.is_empty() {
                 break;
             }
-            if deadline.is_some() {
-                self.read_ahead(entry, &round);
+            if let Some(deadline) = deadline {
+                self.read_ahead(entry, &round, deadline);
             }
             let claims: Vec<(Unit, Claim<UnitOutcome>)> = round
                 .into_iter()
@@ -125,9 +126,12 @@ impl Inner {
 
     /// A read past the first strip of a level is a read of the whole level
     /// (X-Plane reads a close texture front to back in pieces): start the
-    /// level's later strips now, as background work, instead of one piece
-    /// at a time. Header reads (strip 0 only) start nothing.
-    fn read_ahead(self: &Arc<Self>, entry: &Arc<TextureEntry>, round: &[Unit]) {
+    /// level's later strips now instead of one piece at a time. The reader
+    /// will wait for them in a moment, so they are live work, due one bound
+    /// after this read (as background work, a strip that needed stand-ins
+    /// would be discarded and built again when the reader got to it).
+    /// Header reads (strip 0 only) start nothing.
+    fn read_ahead(self: &Arc<Self>, entry: &Arc<TextureEntry>, round: &[Unit], deadline: Instant) {
         let format = self.config.format;
         let Some((level, last)) = round
             .iter()
@@ -148,8 +152,8 @@ impl Inner {
             if entry.state.is_built(unit.range(format)) || entry.units.is_running(&unit) {
                 continue;
             }
-            let claim = self.claim_unit(entry, unit, None);
-            // The holder keeps the background build wanted until it ends.
+            let claim = self.claim_unit(entry, unit, Some(deadline + self.config.read_bound));
+            // The holder keeps the build wanted until it ends.
             tokio::spawn(async move {
                 let _ = claim.wait().await;
             });
