@@ -17,11 +17,17 @@
 //! scene-bench && target/release/scene-bench` (the `xearthlayer` binary is
 //! looked for beside this one, or given with `--xearthlayer`).
 //!
+//! With `--flight` it flies instead: the simulated X-Plane cruises over a
+//! grid of packages served by `xearthlayer run`, once per telemetry source,
+//! and the report says how much of X-Plane's reads found their texture
+//! ready (see [`flight`]).
+//!
 //! Modules: [`procfs`] (CPU, memory, mounts from /proc), [`service`] (the
 //! child process), [`measure`] (one run), [`report`] (Markdown), [`chart`].
 
 mod chart;
 mod faults;
+mod flight;
 mod measure;
 mod procfs;
 mod report;
@@ -37,7 +43,7 @@ use xel_sim::{create_package, start_in_background, BackgroundServer, PackageSpec
 
 use measure::{measure, wait_for_quiet_machine, RunKind, RunResult};
 use report::Settings;
-use service::{ServiceProcess, ServiceSpec};
+use service::{Mount, ServiceProcess, ServiceSpec};
 
 /// Errors end the benchmark with a message; cleanup runs on the way out.
 pub type BenchResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -86,9 +92,10 @@ struct Args {
     /// The latency varies uniformly by up to this much either way.
     #[arg(long, default_value_t = 20)]
     jitter_ms: u64,
-    /// Link bandwidth all imagery answers share, in Mbit/s; 0 for none.
-    #[arg(long, default_value_t = 0.0)]
-    bandwidth_mbps: f64,
+    /// Link bandwidth all imagery answers share, in Mbit/s; 0 for none
+    /// [default: 0, 100 with --flight].
+    #[arg(long)]
+    bandwidth_mbps: Option<f64>,
     /// Share of textures read completely in the default pattern (as one
     /// texture in round(1/share)).
     #[arg(long, default_value_t = 0.05)]
@@ -140,6 +147,31 @@ struct Args {
     /// service against a fresh one (see `faults.rs`). Label "faults".
     #[arg(long)]
     faults: bool,
+    /// The flight scenario instead of the four runs: the simulated X-Plane
+    /// cruises over a grid of packages served by `xearthlayer run`, once per
+    /// telemetry source (see `flight/mod.rs`). Label "flight".
+    #[arg(long)]
+    flight: bool,
+    /// Flight: textures per DSF tile.
+    #[arg(long, default_value_t = 49)]
+    per_tile: usize,
+    /// Flight: how far the aircraft flies after the start-up load.
+    #[arg(long, default_value_t = 285.0)]
+    flight_km: f64,
+    /// Flight: cruise speeds, knots (one flight per speed and source).
+    #[arg(long, value_delimiter = ',', default_value = "250,450")]
+    speeds: Vec<f64>,
+    /// Flight: X-Plane's time compression (1 to 16).
+    #[arg(long, default_value_t = 16.0)]
+    time_compression: f64,
+    /// Flight: telemetry sources to fly with.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "udp,webapi,inferred,none"
+    )]
+    sources: Vec<flight::Source>,
     /// Varies the imagery server's latency draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -192,6 +224,9 @@ impl WorkDir {
 }
 
 fn run(args: &Args) -> BenchResult {
+    if args.flight {
+        return run_flight(args);
+    }
     let label = args.label.clone().unwrap_or_else(|| {
         if args.faults {
             "faults"
@@ -213,13 +248,7 @@ fn run(args: &Args) -> BenchResult {
         Pattern::Default => 0,
     };
     let binary = find_binary(args.xearthlayer.as_deref())?;
-    let work = match &args.work_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            WorkDir::Kept(std::path::absolute(dir)?)
-        }
-        None => WorkDir::Temporary(tempfile::Builder::new().prefix("scene-bench-").tempdir()?),
-    };
+    let work = work_dir(args.work_dir.as_deref())?;
     let root = work.path();
     let package = create_package(
         &root.join("package"),
@@ -249,8 +278,10 @@ fn run(args: &Args) -> BenchResult {
         })?,
         service: ServiceSpec {
             binary: binary.clone(),
-            source: package.root.clone(),
-            mountpoint,
+            mount: Mount::One {
+                source: package.root.clone(),
+                mountpoint,
+            },
             url: String::new(),
             cache_dir: PathBuf::new(),
             memory_cache_bytes: args.memory_cache_mib << 20,
@@ -274,7 +305,7 @@ fn run(args: &Args) -> BenchResult {
         root.display()
     );
     let warmup = bench.rehearse(textures)?;
-    let bandwidth = (args.bandwidth_mbps.max(0.0) * 1e6 / 8.0) as u64;
+    let bandwidth = mbps_to_bytes(args.bandwidth_mbps.unwrap_or(0.0));
     bench.server.set_latency(
         Duration::from_millis(args.latency_ms),
         Duration::from_millis(args.jitter_ms),
@@ -351,6 +382,55 @@ fn run(args: &Args) -> BenchResult {
         chart.display()
     );
     Ok(())
+}
+
+fn mbps_to_bytes(mbps: f64) -> u64 {
+    (mbps.max(0.0) * 1e6 / 8.0) as u64
+}
+
+/// The work folder: given (kept), or a new temporary one.
+fn work_dir(given: Option<&Path>) -> BenchResult<WorkDir> {
+    Ok(match given {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            WorkDir::Kept(std::path::absolute(dir)?)
+        }
+        None => WorkDir::Temporary(tempfile::Builder::new().prefix("scene-bench-").tempdir()?),
+    })
+}
+
+/// `--flight`: the flight benchmark.
+fn run_flight(args: &Args) -> BenchResult {
+    if !(1.0..=16.0).contains(&args.time_compression) || args.per_tile == 0 {
+        return Err("--time-compression must be 1 to 16 and --per-tile at least 1".into());
+    }
+    let work = work_dir(args.work_dir.as_deref())?;
+    let settings = flight::FlightSettings {
+        binary: find_binary(args.xearthlayer.as_deref())?,
+        root: work.path().to_path_buf(),
+        per_tile: args.per_tile,
+        distance_km: args.flight_km,
+        speeds_kt: args.speeds.clone(),
+        time_compression: args.time_compression,
+        sources: args.sources.clone(),
+        latency: Duration::from_millis(args.latency_ms),
+        jitter: Duration::from_millis(args.jitter_ms),
+        bandwidth: mbps_to_bytes(args.bandwidth_mbps.unwrap_or(100.0)),
+        readers: args.readers,
+        memory_cache_bytes: args.memory_cache_mib << 20,
+        extra_args: args.service_arg.clone(),
+        seed: args.seed,
+    };
+    let chart = args.chart.clone().unwrap_or_else(|| {
+        args.out
+            .with_file_name("docs")
+            .join("scene-bench-flight.png")
+    });
+    let command = std::iter::once("scene-bench".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    flight::run(&settings, &args.out, &chart, &command)
 }
 
 /// What every run shares: the textures and how they are read, the one
@@ -487,7 +567,7 @@ fn source_version() -> Option<String> {
 
 /// The chart's path as the Markdown file links it: relative to its folder
 /// where possible.
-fn chart_link(out: &Path, chart: &Path) -> String {
+pub(crate) fn chart_link(out: &Path, chart: &Path) -> String {
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let base = absolute(out)
         .parent()

@@ -1,4 +1,5 @@
-//! The service under test: `xearthlayer start` as a child process, so that
+//! The service under test: `xearthlayer start` (one package) or `run` (a
+//! folder of packages) as a child process, so that
 //! `/proc/<pid>` measures the service alone (not the benchmark's readers or
 //! its imagery server).
 //!
@@ -31,9 +32,7 @@ const POLL: Duration = Duration::from_millis(10);
 pub struct ServiceSpec {
     /// The `xearthlayer` binary.
     pub binary: PathBuf,
-    pub source: PathBuf,
-    /// Absolute, so it can be found in the mount table.
-    pub mountpoint: PathBuf,
+    pub mount: Mount,
     /// Imagery URL template (the local server).
     pub url: String,
     pub cache_dir: PathBuf,
@@ -49,6 +48,55 @@ pub struct ServiceSpec {
     /// An empty configuration file, so a user's settings do not skew the
     /// numbers.
     pub config: PathBuf,
+}
+
+/// What the service mounts, and so which command it is. Mount points are
+/// absolute, so they can be found in the mount table.
+#[derive(Debug, Clone)]
+pub enum Mount {
+    /// `xearthlayer start --source SOURCE --mountpoint MOUNTPOINT`.
+    One {
+        source: PathBuf,
+        mountpoint: PathBuf,
+    },
+    /// `xearthlayer run`: every package of `packages`, each at
+    /// `custom_scenery/<name>_xel` (the `mountpoints`).
+    All {
+        packages: PathBuf,
+        custom_scenery: PathBuf,
+        mountpoints: Vec<PathBuf>,
+    },
+}
+
+impl Mount {
+    pub fn mountpoints(&self) -> &[PathBuf] {
+        match self {
+            Mount::One { mountpoint, .. } => std::slice::from_ref(mountpoint),
+            Mount::All { mountpoints, .. } => mountpoints,
+        }
+    }
+
+    fn args(&self, command: &mut Command) {
+        match self {
+            Mount::One { source, mountpoint } => command
+                .arg("start")
+                .arg("--source")
+                .arg(source)
+                .arg("--mountpoint")
+                .arg(mountpoint),
+            Mount::All {
+                packages,
+                custom_scenery,
+                ..
+            } => command
+                .arg("run")
+                .arg("--no-tui")
+                .arg("--packages")
+                .arg(packages)
+                .arg("--custom-scenery")
+                .arg(custom_scenery),
+        };
+    }
 }
 
 /// The service's counters from one dump, by the names it writes.
@@ -86,7 +134,9 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts the service and returns once its mount is up.
     pub fn start(spec: ServiceSpec) -> BenchResult<ServiceProcess> {
-        std::fs::create_dir_all(&spec.mountpoint)?;
+        if let Mount::One { mountpoint, .. } = &spec.mount {
+            std::fs::create_dir_all(mountpoint)?;
+        }
         std::fs::create_dir_all(&spec.cache_dir)?;
         let _ = std::fs::remove_file(&spec.stats_file);
         let log = File::create(&spec.log)?;
@@ -94,12 +144,8 @@ impl ServiceProcess {
             File::create(&spec.config)?;
         }
         let mut command = Command::new(&spec.binary);
+        spec.mount.args(&mut command);
         command
-            .arg("start")
-            .arg("--source")
-            .arg(&spec.source)
-            .arg("--mountpoint")
-            .arg(&spec.mountpoint)
             .arg("--url")
             .arg(&spec.url)
             .arg("--cache-dir")
@@ -156,7 +202,7 @@ impl ServiceProcess {
             if let Some(status) = self.child().try_wait()? {
                 return Err(self.failure(&format!("exited ({status}) before mounting")));
             }
-            if procfs::is_mounted(&self.spec.mountpoint)? {
+            if self.mounted()? == self.spec.mount.mountpoints().len() {
                 return Ok(());
             }
             if started.elapsed() > MOUNT_TIMEOUT {
@@ -205,10 +251,19 @@ impl ServiceProcess {
                 )
             }
         }
-        if procfs::is_mounted(&self.spec.mountpoint)? {
-            return Err(self.failure("exited but left its mount behind"));
+        if self.mounted()? > 0 {
+            return Err(self.failure("exited but left mounts behind"));
         }
         Ok(())
+    }
+
+    /// How many of its mount points are mounted now.
+    fn mounted(&self) -> BenchResult<usize> {
+        let mut mounted = 0;
+        for mountpoint in self.spec.mount.mountpoints() {
+            mounted += usize::from(procfs::is_mounted(mountpoint)?);
+        }
+        Ok(mounted)
     }
 
     fn signal(&mut self, signal: libc::c_int) -> BenchResult {
@@ -261,8 +316,10 @@ impl Drop for ServiceProcess {
             }
             self.child = None;
         }
-        if procfs::is_mounted(&self.spec.mountpoint).unwrap_or(false) {
-            force_unmount(&self.spec.mountpoint);
+        for mountpoint in self.spec.mount.mountpoints() {
+            if procfs::is_mounted(mountpoint).unwrap_or(false) {
+                force_unmount(mountpoint);
+            }
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_tui: bool,
     #[command(flatten)]
+    pub stats_file: status::StatsFileArg,
+    #[command(flatten)]
     pub telemetry: crate::flight::TelemetryArg,
     #[command(flatten)]
     pub service: ServiceArgs,
@@ -84,6 +86,8 @@ pub async fn run(args: RunArgs) -> CliResult {
         .into());
     }
     let service = args.service.service_with(file)?;
+    // Before mounting: whoever signals once the mounts are up must find the handler.
+    let stats = args.stats_file.start(&service)?;
     println!(
         "Custom Scenery: {} ({})",
         scenery.dir.display(),
@@ -140,8 +144,12 @@ pub async fn run(args: RunArgs) -> CliResult {
         manager.mounted().len()
     );
     let filesystems: Vec<_> = manager.views().into_iter().map(|v| v.fs).collect();
-    let prefetch =
-        crate::flight::start_with_status(&args.telemetry.spec(file), &service, &filesystems, None);
+    let prefetch = crate::flight::start_with_status(
+        &args.telemetry.spec(file),
+        &service,
+        &filesystems,
+        stats.as_ref(),
+    );
     let reporter = status::spawn_reporter(
         service.clone(),
         manager.views(),
@@ -181,6 +189,9 @@ pub async fn run(args: RunArgs) -> CliResult {
     }
     service.flush().await;
     println!("{}", status::summary(&service));
+    if let Some(stats) = stats {
+        stats.write().await?;
+    }
     if problems.is_empty() {
         Ok(())
     } else {

@@ -24,11 +24,8 @@ pub struct StartArgs {
     /// user_allow_other in /etc/fuse.conf when not root.
     #[arg(long)]
     pub allow_other: bool,
-    /// Write the service's counters to this file as key=value lines on each
-    /// SIGUSR1 (which then starts new peak measurements) and on exit; for
-    /// benchmarks.
-    #[arg(long)]
-    pub stats_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub stats_file: status::StatsFileArg,
     /// Plain periodic log lines instead of the live view in a terminal.
     #[arg(long)]
     pub no_tui: bool,
@@ -81,11 +78,7 @@ pub async fn run(args: StartArgs) -> CliResult {
     let shutdown = shutdown_signal();
     let service = args.service.service()?;
     // Before mounting: whoever signals once the mount is up must find the handler.
-    let stats = args
-        .stats_file
-        .clone()
-        .map(|path| status::StatsFile::on_sigusr1(service.clone(), path))
-        .transpose()?;
+    let stats = args.stats_file.start(&service)?;
     let (mut session, fs) =
         mount_package(&source, &mountpoint, service.clone(), args.allow_other).await?;
     println!(

@@ -248,6 +248,26 @@ pub fn summary(service: &TextureService) -> String {
     )
 }
 
+/// `--stats-file`, for `start` and `run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StatsFileArg {
+    /// Write the service's counters to this file as key=value lines on each
+    /// SIGUSR1 (which then starts new peak measurements) and on exit; for
+    /// benchmarks.
+    #[arg(long)]
+    pub stats_file: Option<PathBuf>,
+}
+
+impl StatsFileArg {
+    /// Starts answering SIGUSR1, if a file was named.
+    pub fn start(&self, service: &TextureService) -> io::Result<Option<StatsFile>> {
+        self.stats_file
+            .clone()
+            .map(|path| StatsFile::on_sigusr1(service.clone(), path))
+            .transpose()
+    }
+}
+
 /// The counters as `key=value` lines in a file (`--stats-file`), rewritten
 /// whole on each SIGUSR1 and when asked. `dump` numbers the writes so a
 /// reader can tell its own.
@@ -335,6 +355,8 @@ fn stats_lines(dump: u64, m: &MetricsSnapshot, memory_bytes: u64) -> String {
     put("bytes_read", m.bytes_read);
     put("bytes_produced", m.bytes_produced);
     put("units_built", m.units_built);
+    put("reads", m.reads);
+    put("reads_waited", m.reads_waited);
     put("reads_stood_in", m.reads_stood_in);
     put("reads_past_bound", m.reads_past_bound);
     put("units_cut_by_deadline", m.units_cut_by_deadline);

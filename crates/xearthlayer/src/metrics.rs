@@ -105,6 +105,11 @@ pub struct Metrics {
     pub background_discarded: Counter,
     /// Prefetch requests made of the service.
     pub prefetches: Counter,
+    /// Reads of texture bytes (the filesystem's, not the prefetcher's).
+    pub reads: Counter,
+    /// Of those, reads that waited for a build: their range was neither in
+    /// memory nor on disk. The others were ready.
+    pub reads_waited: Counter,
     /// Reads answered (partly) with stand-ins because their bound ran out
     /// or a build failed.
     pub reads_stood_in: Counter,
@@ -149,6 +154,8 @@ pub struct MetricsSnapshot {
     pub background_builds_in_flight: u64,
     pub background_discarded: u64,
     pub prefetches: u64,
+    pub reads: u64,
+    pub reads_waited: u64,
     pub reads_stood_in: u64,
     pub reads_past_bound: u64,
     pub units_cut_by_deadline: u64,
@@ -187,6 +194,8 @@ impl Metrics {
             background_builds_in_flight: self.background_builds_in_flight.get(),
             background_discarded: self.background_discarded.get(),
             prefetches: self.prefetches.get(),
+            reads: self.reads.get(),
+            reads_waited: self.reads_waited.get(),
             reads_stood_in: self.reads_stood_in.get(),
             reads_past_bound: self.reads_past_bound.get(),
             units_cut_by_deadline: self.units_cut_by_deadline.get(),

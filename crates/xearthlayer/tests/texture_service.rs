@@ -196,6 +196,13 @@ async fn disk_cache_serves_a_new_service_and_rejects_bad_files() {
     let id = texture(3);
     let writer = service(&server, config());
     let first = writer.texture(&id).await;
+    assert_eq!(writer.texture(&id).await.bytes, first.bytes);
+    let counted = writer.metrics().snapshot();
+    assert_eq!(
+        (counted.reads, counted.reads_waited),
+        (2, 1),
+        "built once, then ready"
+    );
     writer.flush().await;
     // The custom provider's folder is named after its server.
     let key = TemplateProvider::custom(&server.url_template()).unwrap();
@@ -208,7 +215,13 @@ async fn disk_cache_serves_a_new_service_and_rejects_bad_files() {
     let second = service(&server, config());
     assert_eq!(second.texture(&id).await.bytes, first.bytes);
     assert_eq!(server.stats().requests, 0, "served from disk");
-    assert_eq!(second.metrics().snapshot().disk_hits, 1);
+    let counted = second.metrics().snapshot();
+    assert_eq!(counted.disk_hits, 1);
+    assert_eq!(
+        (counted.reads, counted.reads_waited),
+        (1, 0),
+        "ready on disk"
+    );
 
     // Truncate the file: the next service notices, rebuilds and re-stores.
     std::fs::OpenOptions::new()

@@ -15,6 +15,18 @@ pub fn create_grid(
     zoom: u8,
     per_tile: usize,
 ) -> io::Result<Vec<SamplePackage>> {
+    create_grid_zoned(dir, lats, lons, per_tile, |_| zoom)
+}
+
+/// [`create_grid`] with each tile's zoom level chosen by `zoom_of(lat, lon)`
+/// of its south-west corner (Ortho4XP users raise the zoom near airports).
+pub fn create_grid_zoned(
+    dir: &Path,
+    lats: std::ops::RangeInclusive<i32>,
+    lons: std::ops::RangeInclusive<i32>,
+    per_tile: usize,
+    zoom_of: impl Fn((i32, i32)) -> u8,
+) -> io::Result<Vec<SamplePackage>> {
     let mut packages = Vec::new();
     for lat in lats {
         for lon in lons.clone() {
@@ -24,7 +36,7 @@ pub fn create_grid(
                 &PackageSpec {
                     lat: f64::from(lat) + 0.5,
                     lon: f64::from(lon) + 0.5,
-                    zoom,
+                    zoom: zoom_of((lat, lon)),
                     textures: per_tile,
                     ..PackageSpec::default()
                 },

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::metrics::Counter;
+use crate::metrics::{Counter, MetricsSnapshot};
 use crate::telemetry::Fix;
 
 /// Counters the prefetcher and its mount observer share.
@@ -16,10 +16,6 @@ pub struct PrefetchStats {
     pub built: Counter,
     /// Prefetches cancelled: the aircraft flew past, or nobody flies.
     pub dropped: Counter,
-    /// X-Plane's texture reads through the mounts.
-    pub reads: Counter,
-    /// Of those, reads whose range was already built (no download wait).
-    pub read_hits: Counter,
     /// DSF tiles X-Plane opened.
     pub dsf_opens: Counter,
 }
@@ -32,21 +28,25 @@ pub struct PrefetchStatus {
     pub in_flight: u64,
     pub built: u64,
     pub dropped: u64,
+    /// Texture reads the service answered...
     pub reads: u64,
+    /// ...and of those, reads whose range was built or on disk already.
     pub read_hits: u64,
     pub dsf_opens: u64,
 }
 
 impl PrefetchStats {
-    pub fn status(&self, fix: Option<Fix>) -> PrefetchStatus {
+    /// The status now; the hit rate comes from the service's own count of
+    /// reads that waited for a build (`service`).
+    pub fn status(&self, fix: Option<Fix>, service: &MetricsSnapshot) -> PrefetchStatus {
         PrefetchStatus {
             fix,
             queued: self.queued.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             built: self.built.get(),
             dropped: self.dropped.get(),
-            reads: self.reads.get(),
-            read_hits: self.read_hits.get(),
+            reads: service.reads,
+            read_hits: service.reads.saturating_sub(service.reads_waited),
             dsf_opens: self.dsf_opens.get(),
         }
     }

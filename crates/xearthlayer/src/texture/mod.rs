@@ -36,7 +36,32 @@ pub use service::{
 
 use tokio::sync::watch;
 
+use crate::sched::{ClassedPermits, Permit, WorkClass};
 use shared_work::Urgency;
+
+/// The class work runs in, given its urgency now.
+fn class_of(urgency: &watch::Receiver<Urgency>) -> WorkClass {
+    if urgency.borrow().is_some() {
+        WorkClass::Live
+    } else {
+        WorkClass::Background
+    }
+}
+
+/// A permit of `permits` in the work's class; background work that a
+/// reader joins while it waits goes on waiting as live work (else a
+/// promoted unit would queue behind every background job).
+async fn acquire_as(permits: &ClassedPermits, urgency: &mut watch::Receiver<Urgency>) -> Permit {
+    loop {
+        if class_of(urgency) == WorkClass::Live {
+            return permits.acquire(WorkClass::Live).await;
+        }
+        tokio::select! {
+            permit = permits.acquire(WorkClass::Background) => return permit,
+            () = promoted(urgency) => {}
+        }
+    }
+}
 
 /// Resolves when the work becomes live (never, if it cannot any more).
 async fn promoted(urgency: &mut watch::Receiver<Urgency>) {

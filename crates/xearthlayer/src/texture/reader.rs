@@ -48,10 +48,13 @@ impl Inner {
             }
             None => self.load_from_disk(entry).await,
         }
-        for _ in 0..MAX_ROUNDS {
+        for n in 0..MAX_ROUNDS {
             let round = self.next_round(entry, range.clone());
             if round.is_empty() {
                 break;
+            }
+            if n == 0 && deadline.is_some() {
+                self.metrics.reads_waited.incr();
             }
             if let Some(deadline) = deadline {
                 self.read_ahead(entry, &round, deadline);

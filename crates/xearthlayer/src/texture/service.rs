@@ -284,6 +284,7 @@ impl TextureService {
     async fn read_checked(&self, entry: &Arc<TextureEntry>, range: Range<u64>) -> (Bytes, bool) {
         let deadline = Instant::now() + self.inner.config.read_bound;
         let m = &self.inner.metrics;
+        m.reads.incr();
         for level in layout::levels_touched(self.format(), range.clone()) {
             m.reads_by_level[level as usize].incr();
         }

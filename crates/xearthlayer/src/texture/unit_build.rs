@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::build::{self, ChunkInput, StripOutput};
+use super::class_of;
 use super::entry::{TextureEntry, UnitOutcome};
 use super::fallback;
 use super::plan::{self, Unit, LOW_LEVEL};
@@ -67,15 +68,6 @@ impl ChunkProgress {
     }
 }
 
-/// The class the unit's work runs in now.
-fn class_of(urgency: &watch::Receiver<Urgency>) -> WorkClass {
-    if urgency.borrow().is_some() {
-        WorkClass::Live
-    } else {
-        WorkClass::Background
-    }
-}
-
 impl Inner {
     /// The one build of `unit` for `entry`.
     pub(super) async fn build_unit(
@@ -84,7 +76,7 @@ impl Inner {
         unit: Unit,
         mut urgency: watch::Receiver<Urgency>,
     ) -> UnitOutcome {
-        let _slot = self.build_slot(&mut urgency).await;
+        let _slot = super::acquire_as(&self.builds, &mut urgency).await;
         let _in_flight = match class_of(&urgency) {
             WorkClass::Live => self.metrics.generations_in_flight.enter(),
             WorkClass::Background => self.metrics.background_builds_in_flight.enter(),
@@ -104,7 +96,7 @@ impl Inner {
         let scratch = Arc::clone(&self.scratch);
         let out: StripOutput = self
             .cpu
-            .run(class_of(&urgency), move || {
+            .run(&mut urgency, move || {
                 // One scratch per CPU job at most: the pool bounds them.
                 let mut mine = super::entry::lock(&scratch).pop().unwrap_or_default();
                 let out = build::build_strip(format, top, &inputs, &mut mine);
@@ -137,20 +129,6 @@ impl Inner {
             UnitOutcome::Degraded
         } else {
             UnitOutcome::Built
-        }
-    }
-
-    /// A build slot of the unit's class; a background unit that a reader
-    /// joins while it waits asks again as live.
-    async fn build_slot(&self, urgency: &mut watch::Receiver<Urgency>) -> crate::sched::Permit {
-        loop {
-            if class_of(urgency) == WorkClass::Live {
-                return self.builds.acquire(WorkClass::Live).await;
-            }
-            tokio::select! {
-                permit = self.builds.acquire(WorkClass::Background) => return permit,
-                () = super::promoted(urgency) => {}
-            }
         }
     }
 

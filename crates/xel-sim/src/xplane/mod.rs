@@ -5,12 +5,14 @@
 //! - [`udp`]: the legacy UDP interface (`RREF`).
 //! - [`webapi`]: the Web API (REST and WebSocket on one port).
 //! - [`loader`]: DSF and texture reads through a mount as X-Plane does them.
+//! - [`trip`]: a flight's loads one after the other, start-up load first.
 //!
 //! [`SimXPlane`] can go away and come back on the same ports, with new
 //! dataref ids, as X-Plane does when it is restarted.
 
 pub mod flight;
 pub mod loader;
+pub mod trip;
 pub mod udp;
 pub mod webapi;
 
@@ -23,6 +25,7 @@ use tokio::task::JoinHandle;
 
 pub use flight::{Flight, FlightPlan};
 pub use loader::{LoadReport, SceneryLoader};
+pub use trip::{DueLoad, Trip};
 
 /// The running simulator's telemetry side.
 pub struct SimXPlane {
