@@ -5,8 +5,10 @@
 //! with the same machinery as `start`, then reads its textures the way
 //! X-Plane does: a stat and a header read for each, the low mip levels for
 //! most, the whole file for some, many at once. It does that cold and again
-//! warm, prints what it measured, writes a PNG preview of one texture as
-//! read back from the mount, and unmounts (or stays mounted with `--keep`).
+//! warm, prints what it measured, and writes a PNG preview of one texture
+//! as read back from the mount. Then the simulated X-Plane flies a short
+//! flight over a grid of packages with prefetch on ([`crate::demo_flight`]),
+//! and the demo unmounts (or stays mounted with `--keep`).
 //! Ctrl-C or SIGTERM at any step, or a failed step, still unmounts. The
 //! preview is left where the user can open it: in `--dir`, else in
 //! `~/.xearthlayer/demo/` (the working folder is temporary).
@@ -136,19 +138,27 @@ pub async fn run(args: DemoArgs) -> CliResult {
         &mut shutdown,
     )
     .await;
-    if shown.is_ok() && args.keep {
+    let flown = match &shown {
+        Ok(()) => tokio::select! {
+            flown = crate::demo_flight::fly(&dir, &server) => flown,
+            name = &mut shutdown => Err(format!("{name} during the flight").into()),
+        },
+        Err(_) => Ok(()),
+    };
+    if shown.is_ok() && flown.is_ok() && args.keep {
         println!(
             "\nStill mounted: browse {} (Ctrl-C to unmount and exit)",
             mountpoint.display()
         );
-        shutdown.await;
+        (&mut shutdown).await;
     }
     // Whatever happened above, the mount goes.
     let unmounted = session.unmount().await;
     service.flush().await;
     shown?;
+    flown?;
     unmounted?;
-    println!("5. unmounted; demo complete");
+    println!("6. unmounted; demo complete");
     println!("   preview: {}", preview.display());
     if args.dir.is_some() {
         println!("   files kept in {}", dir.display());

@@ -7,6 +7,7 @@ mod cache_cmd;
 mod config;
 mod config_cmd;
 mod demo;
+mod demo_flight;
 mod doctor;
 mod files;
 mod flight;

@@ -2,7 +2,8 @@
 //! and never hurts what it reads now.
 //!
 //! Every cycle (and at once when X-Plane opens a DSF) it plans: first the
-//! textures of tiles X-Plane just opened (it reads them next), then those
+//! textures of tiles X-Plane just opened (it reads them next, and once it
+//! does, the tile is its own: it leaves the plan), then those
 //! of the tiles [`predict`](super::predict) expects along the track, each
 //! with only the ranges X-Plane will read ([`ranges`](super::ranges)),
 //! skipping what is cached. Work is bounded: at most `max_in_flight`
@@ -22,7 +23,7 @@ use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::catalog::{Catalog, Tile};
+use super::catalog::{tile_of, Catalog, Tile};
 use super::predict;
 use super::ranges;
 use super::stats::{PrefetchStats, PrefetchStatus};
@@ -178,10 +179,19 @@ impl FsObserver for Prefetcher {
 
     fn texture_read(&self, id: &TextureId, range: Range<u64>) {
         let shared = &self.shared;
+        let center = id.bounds().center();
         if range.start == 0 {
             if let Some(inferred) = &shared.inferred {
-                inferred.texture_opened(id.bounds().center());
+                inferred.texture_opened(center);
             }
+            // X-Plane reads this tile now, what it needs at the levels it
+            // chose: prefetching more of it (at the planner's more generous
+            // levels) would only compete with the band ahead.
+            shared
+                .opened
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&tile_of(center.0, center.1));
         }
         if !shared.service.is_cached(id, range) {
             *shared
@@ -412,6 +422,11 @@ mod tests {
         // Distant textures: the header read and the low levels only.
         let far = plan.iter().find(|j| j.tile.0 == 50).unwrap();
         assert_eq!(far.ranges, ranges::ranges(DdsFormat::Bc1, 200_000.0));
+        // Once X-Plane reads the opened tile, it is X-Plane's: out of the plan.
+        prefetcher.texture_read(&plan[0].id, 0..65_536);
+        let after = prefetcher.plan();
+        assert!(after.iter().all(|j| j.tile != (45, -6)), "{after:?}");
+        assert_eq!(after.len(), plan.len() - 3);
     }
 
     #[tokio::test(start_paused = true)]
