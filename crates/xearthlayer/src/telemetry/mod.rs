@@ -46,7 +46,8 @@ pub fn spawn(spec: &TelemetrySpec, hub: &Telemetry) -> Vec<tokio::task::JoinHand
     use std::net::{Ipv4Addr, SocketAddr};
     let local = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     match spec {
-        TelemetrySpec::Off => Vec::new(),
+        // No client: the mounts' reads alone place the aircraft.
+        TelemetrySpec::Off | TelemetrySpec::Inferred => Vec::new(),
         TelemetrySpec::Udp(addr) => vec![tokio::spawn(udp::run(*addr, hub.clone()))],
         TelemetrySpec::WebApi(addr) => vec![tokio::spawn(webapi::run(*addr, hub.clone()))],
         // Both listen; the hub prefers the Web API while it is fresh.
