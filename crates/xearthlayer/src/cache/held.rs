@@ -81,7 +81,7 @@ mod tests {
         assert!(held.covers(210..300));
         assert!(!held.covers(128..300), "a gap at 178..200");
         held.add([(178, 22)]);
-        assert_eq!(held, Held::Ranges(vec![128..300]));
+        assert_eq!(held, Held::Ranges(std::iter::once(128..300).collect()));
         assert!(held.covers(128..300));
         assert!(!held.covers(127..300));
         assert!(!held.covers(128..301));
