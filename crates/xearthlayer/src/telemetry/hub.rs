@@ -74,7 +74,8 @@ pub struct Fix {
     pub lat: f64,
     pub lon: f64,
     /// Measured from successive positions, else X-Plane's heading and ground
-    /// speed; none when standing or unknown.
+    /// speed; for the inferred source, from successive loads. None when
+    /// standing or unknown.
     pub motion: Option<Motion>,
     pub age: Duration,
 }

@@ -10,7 +10,8 @@
 //! Each client runs as its own task, notices when values stop (X-Plane
 //! paused, quit or restarted: [`STALE_AFTER`]) and reconnects without a
 //! restart of ours. [`motion`] derives track and speed from successive
-//! positions, since time compression makes the ground-speed dataref lie.
+//! positions, since time compression makes the ground-speed dataref lie;
+//! the inferred source derives its own from successive loads.
 //! [`spec`] parses the `--telemetry` option.
 
 pub mod hub;
