@@ -132,7 +132,7 @@ pub const KEYS: &[Key] = &[
     key(
         "prefetch",
         "telemetry",
-        "Where the aircraft is, for prefetch: auto, off, udp://HOST:PORT or http://HOST:PORT.",
+        "Where the aircraft is, for prefetch: auto, off, inferred, udp://HOST:PORT or http://HOST:PORT.",
     ),
 ];
 
@@ -733,6 +733,15 @@ mod tests {
             .with_value(key, "huge")
             .unwrap_err()
             .contains("not a size"));
+    }
+
+    #[test]
+    fn the_telemetry_key_takes_inferred_and_rejects_the_unknown() {
+        use xearthlayer::telemetry::TelemetrySpec;
+        let file = parse("[prefetch]\ntelemetry = inferred\n").unwrap();
+        assert_eq!(file.settings.telemetry, Some(TelemetrySpec::Inferred));
+        let err = parse("[prefetch]\ntelemetry = guessed\n").unwrap_err();
+        assert!(err.contains("inferred"), "{err}");
     }
 
     #[test]

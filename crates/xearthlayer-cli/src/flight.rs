@@ -15,8 +15,9 @@ use crate::config::FileSettings;
 pub struct TelemetryArg {
     /// Where the aircraft is, for prefetch: auto (X-Plane's Web API on
     /// 127.0.0.1:8086, else UDP on 127.0.0.1:49000, and what X-Plane reads),
-    /// off, udp://HOST:PORT or http://HOST:PORT [config: prefetch.telemetry;
-    /// default: auto].
+    /// off, inferred (only what X-Plane reads through the mounts, no
+    /// telemetry client), udp://HOST:PORT or http://HOST:PORT [config:
+    /// prefetch.telemetry; default: auto].
     #[arg(long, value_parser = parse_telemetry)]
     pub telemetry: Option<TelemetrySpec>,
 }

@@ -129,6 +129,11 @@ fn telemetry_and_reads_show_in_the_stats_file() {
     assert_eq!(value(&stats, "prefetch_reads"), Some("1"), "{stats}");
     assert_eq!(value(&stats, "prefetch_read_hits"), Some("0"), "{stats}");
 
+    // No telemetry client: the header read alone places the aircraft.
+    let inferred = stats_after_a_read("inferred", Some("inferred"));
+    let lat: f64 = value(&inferred, "prefetch_lat").unwrap().parse().unwrap();
+    assert!((lat - 47.5).abs() < 1.0, "{inferred}");
+
     let off = stats_after_a_read("off", None);
     assert_eq!(value(&off, "prefetch_source"), None, "{off}");
 }

@@ -1,9 +1,10 @@
-//! A short flight through real mounts: the simulated X-Plane flies north
-//! over a grid of packages, sends UDP telemetry and loads scenery by
-//! X-Plane's rule; the prefetcher must have the band ahead built before
-//! X-Plane reads it. The start-up load, which nothing can predict, is the
-//! control: part of it waits for downloads. Without /dev/fuse or root the test prints SKIPPED
-//! and passes, like the other mount tests.
+//! Short flights through real mounts: the simulated X-Plane flies north
+//! over a grid of packages and loads scenery by X-Plane's rule; the
+//! prefetcher must have the band ahead built before X-Plane reads it,
+//! steered by UDP telemetry, or by nothing but what X-Plane reads. The
+//! start-up load, which nothing can predict, is the control: part of it
+//! waits for downloads. Without /dev/fuse or root the tests print SKIPPED
+//! and pass, like the other mount tests.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use xearthlayer::fs::OverlayFs;
 use xearthlayer::fuse::{mount_shared, MountConfig};
 use xearthlayer::prefetch::{IndexCatalog, PrefetchConfig, Prefetcher};
 use xearthlayer::provider::TemplateProvider;
-use xearthlayer::telemetry::{self, InferredPosition, Telemetry, TelemetrySpec};
+use xearthlayer::telemetry::{self, InferredPosition, SourceKind, Telemetry, TelemetrySpec};
 use xearthlayer::texture::{ServiceConfig, TextureService};
 use xel_sim::grid::create_grid;
 use xel_sim::mounts::can_mount;
@@ -21,11 +22,20 @@ use xel_sim::server::{ImageryServer, ServerConfig};
 use xel_sim::xplane::loader::LoaderConfig;
 use xel_sim::xplane::{FlightPlan, SceneryLoader, SimXPlane};
 
-#[test]
-fn the_band_ahead_is_built_before_x_plane_reads_it() {
-    if !can_mount() {
-        return;
-    }
+/// One load as X-Plane read it: its tiles, its texture reads, and how many
+/// of them found their bytes ready.
+#[derive(Debug)]
+struct Burst {
+    tiles: Vec<(i32, i32)>,
+    reads: u64,
+    hits: u64,
+}
+
+/// Loads the start-up scenery parked at 47.0N, then flies north at 450 kt
+/// and 20x (about 0.04° a second, so a load every 24 s) until `loads`
+/// loads have been read, steered by UDP telemetry or (`udp` false) only by
+/// what X-Plane reads. Returns the loads and the last fix.
+fn fly(udp: bool, loads: usize) -> (Vec<Burst>, Option<xearthlayer::telemetry::Fix>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -87,20 +97,25 @@ fn the_band_ahead_is_built_before_x_plane_reads_it() {
     for fs in &filesystems {
         assert!(fs.set_observer(prefetcher.observer()));
     }
-    let (clients, task) = runtime.block_on(async {
-        (
-            telemetry::spawn(&TelemetrySpec::Udp(sim.udp_addr()), &hub),
-            prefetcher.spawn(),
-        )
-    });
+    let spec = if udp {
+        TelemetrySpec::Udp(sim.udp_addr())
+    } else {
+        TelemetrySpec::Inferred
+    };
+    let (clients, task) =
+        runtime.block_on(async { (telemetry::spawn(&spec, &hub), prefetcher.spawn()) });
 
     let mut flight = sim.flight();
     let mut loader = SceneryLoader::scan(&mounts, LoaderConfig::default()).unwrap();
     let mut bursts = Vec::new();
-    // Until the aircraft has flown past the 47.6° trigger and that load is read.
-    while bursts.len() < 2 {
+    // Until the aircraft has flown past the triggers and those loads are read.
+    while bursts.len() < loads {
         let position = flight.position();
-        assert!(position.0 < 48.5, "no second load by {position:?}");
+        assert!(
+            position.0 < 47.5 + loads as f64,
+            "no load {} by {position:?}",
+            bursts.len() + 1
+        );
         let due = loader.due(position);
         if due.is_empty() {
             std::thread::sleep(Duration::from_millis(50));
@@ -118,32 +133,75 @@ fn the_band_ahead_is_built_before_x_plane_reads_it() {
             report.percentile(99.0)
         );
         assert!(!report.textures.is_empty());
-        bursts.push((due, reads, hits));
+        bursts.push(Burst {
+            tiles: due,
+            reads,
+            hits,
+        });
         if bursts.len() == 1 {
             // X-Plane loads the start-up scenery before the flight begins.
             sim.fly(plan);
             flight = sim.flight();
         }
     }
-    let (startup, band) = (&bursts[0], &bursts[1]);
-    assert_eq!(startup.0.len(), 12, "3 x 4 at start: {:?}", startup.0);
-    assert!(
-        startup.2 * 2 < startup.1,
-        "the start-up load cannot be predicted: {startup:?}"
-    );
-    assert!(
-        band.0.iter().all(|t| (49..=51).contains(&t.0)),
-        "{:?}",
-        band.0
-    );
-    assert!(
-        band.2 * 100 >= band.1 * 95,
-        "at least 95% of the band's reads ready: {band:?}"
-    );
-
+    let fix = hub.fix();
     task.abort();
     clients.iter().for_each(|c| c.abort());
     for session in sessions {
         runtime.block_on(session.unmount()).unwrap();
     }
+    (bursts, fix)
+}
+
+#[test]
+fn the_band_ahead_is_built_before_x_plane_reads_it() {
+    if !can_mount() {
+        return;
+    }
+    let (bursts, _) = fly(true, 2);
+    let (startup, band) = (&bursts[0], &bursts[1]);
+    assert_eq!(startup.tiles.len(), 12, "3 x 4 at start: {startup:?}");
+    assert!(
+        startup.hits * 2 < startup.reads,
+        "the start-up load cannot be predicted: {startup:?}"
+    );
+    assert!(
+        band.tiles.iter().all(|t| (49..=51).contains(&t.0)),
+        "{band:?}"
+    );
+    assert!(
+        band.hits * 100 >= band.reads * 95,
+        "at least 95% of the band's reads ready: {band:?}"
+    );
+}
+
+/// No telemetry: the start-up load and the first in-flight load give the
+/// inferred motion (north), from which the second in-flight load, row 51,
+/// is predicted and built before X-Plane reads it.
+#[test]
+fn only_what_x_plane_reads_steers_the_second_band() {
+    if !can_mount() {
+        return;
+    }
+    let (bursts, fix) = fly(false, 3);
+    let (startup, second) = (&bursts[0], &bursts[2]);
+    assert!(
+        startup.hits * 2 < startup.reads,
+        "the start-up load cannot be predicted: {startup:?}"
+    );
+    assert!(
+        second.tiles.iter().all(|t| t.0 == 51),
+        "the second band is the row 3 ahead of 48.6: {second:?}"
+    );
+    let fix = fix.expect("an inferred position");
+    assert_eq!(fix.source, SourceKind::Inferred);
+    let motion = fix.motion.expect("inferred motion");
+    assert!(
+        motion.track_deg < 10.0 || motion.track_deg > 350.0,
+        "{motion:?}"
+    );
+    assert!(
+        second.hits * 100 >= second.reads * 95,
+        "at least 95% of the second band's reads ready: {second:?}"
+    );
 }

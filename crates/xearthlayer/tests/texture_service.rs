@@ -8,6 +8,7 @@ use futures_util::future::join_all;
 use xearthlayer::coord::TextureId;
 use xearthlayer::dds::layout::{self, DdsFormat};
 use xearthlayer::fetch::FetchConfig;
+use xearthlayer::prefetch::ranges::HEADER_READ;
 use xearthlayer::provider::TemplateProvider;
 use xearthlayer::texture::{ServiceConfig, TextureService};
 use xel_sim::server::{Faults, ImageryServer, ServerConfig};
@@ -242,5 +243,57 @@ async fn disk_cache_serves_a_new_service_and_rejects_bad_files() {
         server.stats().requests,
         0,
         "the rebuilt texture was stored again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_cached_answers_per_range_and_not_for_files_only_the_scan_saw() {
+    let server = ImageryServer::start(ServerConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A memory cache too small for any texture: only the disk tier answers.
+    let config = || ServiceConfig {
+        disk_cache: Some((dir.path().to_path_buf(), 1 << 30)),
+        memory_cache_bytes: 1,
+        ..patient()
+    };
+    let id = texture(5);
+    let format = DdsFormat::Bc1;
+    let header = 0..HEADER_READ;
+    let low = layout::level_offset(format, 4)..layout::file_size(format);
+
+    let first = service(&server, config());
+    assert!(first.prefetch(&id, header.clone()).await);
+    first.flush().await;
+    assert_eq!(first.work().live_entries, 0, "nothing of it in memory");
+    assert!(first.is_cached(&id, header.clone()));
+    assert!(
+        !first.is_cached(&id, low.clone()),
+        "the file holds the header read, not the low levels"
+    );
+
+    // A restart: the scan finds the file but reads nothing of it.
+    server.reset_stats();
+    let second = service(&server, config());
+    assert!(!second.is_cached(&id, header.clone()), "unknown, not held");
+    assert!(second.prefetch(&id, header.clone()).await);
+    assert_eq!(
+        server.stats().requests,
+        0,
+        "the prefetch loaded it from disk"
+    );
+    assert_eq!(second.work().live_entries, 0);
+    assert!(second.is_cached(&id, header.clone()), "loaded: now known");
+    assert!(!second.is_cached(&id, low.clone()));
+    assert!(second.prefetch(&id, low.clone()).await);
+    assert_eq!(
+        server.stats().requests,
+        1,
+        "one chunk at ZL-4 for the low levels"
+    );
+    second.flush().await;
+    assert!(second.is_cached(&id, low.clone()));
+    assert!(
+        !second.is_cached(&id, 0..layout::file_size(format)),
+        "most of level 0 and levels 1..=3 are in no file"
     );
 }

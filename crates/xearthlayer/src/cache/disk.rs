@@ -10,7 +10,9 @@
 //! checks on load and is cut off, so nothing half-written is ever served.
 //! The index of what is on disk lives in memory, is built by one directory
 //! scan at start (names and sizes, no reads), and drives least-recently-used
-//! eviction on a background thread whenever the bound is exceeded.
+//! eviction on a background thread whenever the bound is exceeded. It also
+//! knows which byte ranges each file holds once this process has written or
+//! loaded it ([`Held`]); a file known only from the scan holds "unknown".
 //!
 //! Several processes may share the folder at once (two `start`s, a
 //! `prefetch` beside a flight). Every access to a file holds an advisory
@@ -24,6 +26,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +35,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
+use super::held::Held;
 use super::TextureKey;
 use crate::dds::layout::{self, DdsFormat};
 
@@ -44,10 +48,11 @@ const FILE_HEADER_LEN: usize = 16;
 const RECORD_MAGIC: &[u8; 4] = b"XSEG";
 const RECORD_HEADER_LEN: usize = 20;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     size: u64,
     last_used: SystemTime,
+    held: Held,
 }
 
 #[derive(Debug, Default)]
@@ -58,10 +63,11 @@ struct Index {
 
 impl Index {
     fn insert(&mut self, key: TextureKey, entry: Entry) {
+        let size = entry.size;
         if let Some(old) = self.entries.insert(key, entry) {
             self.total -= old.size;
         }
-        self.total += entry.size;
+        self.total += size;
     }
 
     fn remove(&mut self, key: &TextureKey) {
@@ -146,9 +152,16 @@ impl DiskCache {
             .join(format!("{}_{}.xel", key.row, key.col))
     }
 
-    /// Whether anything of the texture is stored.
-    pub fn contains(&self, key: &TextureKey) -> bool {
-        self.lock().entries.contains_key(key)
+    /// Whether every byte of `range` past the DDS header (which is never
+    /// stored) is known to be in the texture's file: the file was written
+    /// or loaded by this process and its records cover the range. A file
+    /// known only from the start-up scan holds nothing known.
+    pub fn holds(&self, key: &TextureKey, range: Range<u64>) -> bool {
+        let range = range.start.max(layout::HEADER_LEN)..range.end;
+        self.lock()
+            .entries
+            .get(key)
+            .is_some_and(|e| e.held.covers(range))
     }
 
     /// The parts of the texture stored so far, as (file offset, bytes).
@@ -201,11 +214,13 @@ impl DiskCache {
         let now = SystemTime::now();
         // Recency survives restarts through the file's mtime.
         let _ = file.set_modified(now);
+        let held = Held::of(records.iter().map(|(o, b)| (*o, b.len() as u64)));
         self.lock().insert(
             key,
             Entry {
                 size: good_len as u64,
                 last_used: now,
+                held,
             },
         );
         Some(records)
@@ -225,9 +240,7 @@ impl DiskCache {
 
     fn append_records(&self, key: TextureKey, parts: &[(u64, Bytes)]) -> io::Result<()> {
         let path = self.path(&key);
-        if !path.exists() {
-            self.create_file(&key, &path)?;
-        }
+        let created = !path.exists() && self.create_file(&key, &path)?;
         let file = fs::OpenOptions::new().append(true).open(&path)?;
         let size = {
             let _exclusive = FileLock::exclusive(&file)?;
@@ -236,18 +249,33 @@ impl DiskCache {
             }
             file.metadata()?.len()
         };
-        self.lock().insert(
+        let added = parts.iter().map(|(o, b)| (*o, b.len() as u64));
+        let mut index = self.lock();
+        // A file this process created holds what it wrote; one it knew
+        // holds that and more; one another process made (or only the scan
+        // saw) holds records never read here.
+        let held = if created {
+            Held::of(added)
+        } else {
+            index.entries.get_mut(&key).map_or(Held::Unknown, |entry| {
+                entry.held.add(added);
+                std::mem::take(&mut entry.held)
+            })
+        };
+        index.insert(
             key,
             Entry {
                 size,
                 last_used: SystemTime::now(),
+                held,
             },
         );
         Ok(())
     }
 
     /// A new file holding only the file header, renamed into place.
-    fn create_file(&self, key: &TextureKey, path: &Path) -> io::Result<()> {
+    /// `false` when another writer created it first (theirs is kept).
+    fn create_file(&self, key: &TextureKey, path: &Path) -> io::Result<bool> {
         let parent = path.parent().expect("cache paths have a parent");
         fs::create_dir_all(parent)?;
         let temp = parent.join(format!(
@@ -262,8 +290,9 @@ impl DiskCache {
             file.write_all(&file_header(self.format))?;
             // Another writer may have created it meanwhile: keep theirs.
             match fs::hard_link(&temp, path) {
-                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
-                _ => Ok(()),
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
             }
         })();
         let _ = fs::remove_file(&temp);
@@ -290,14 +319,18 @@ impl DiskCache {
     /// Deletes least-recently-used files until under [`EVICT_TO`] of capacity.
     pub fn evict(&self) {
         let target = (self.capacity as f64 * EVICT_TO) as u64;
-        let mut victims: Vec<(TextureKey, Entry)> = {
+        let mut victims: Vec<(TextureKey, SystemTime)> = {
             let index = self.lock();
             if index.total <= self.capacity {
                 return;
             }
-            index.entries.iter().map(|(k, e)| (*k, *e)).collect()
+            index
+                .entries
+                .iter()
+                .map(|(k, e)| (*k, e.last_used))
+                .collect()
         };
-        victims.sort_by_key(|(_, e)| e.last_used);
+        victims.sort_by_key(|(_, last_used)| *last_used);
         let mut removed = 0usize;
         for (key, _) in victims {
             if self.lock().total <= target {
@@ -476,6 +509,7 @@ fn scan(dir: &Path) -> io::Result<Index> {
                 Entry {
                     size: meta.len(),
                     last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    held: Held::Unknown,
                 },
             );
         }
@@ -585,6 +619,83 @@ mod tests {
         assert!(cache.load(key(48)).await.is_some());
     }
 
+    #[tokio::test]
+    async fn knows_the_ranges_of_files_it_wrote_or_loaded_not_of_scanned_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 1 << 30);
+        let p = parts(5);
+        let low = layout::level_offset(DdsFormat::Bc1, 4);
+        let header_read = 0..5128;
+        let low_read = low..low + 300;
+        assert!(!cache.holds(&key(0), header_read.clone()), "nothing yet");
+        cache.append(key(0), p[..1].to_vec()).await;
+        assert!(cache.holds(&key(0), header_read.clone()));
+        assert!(!cache.holds(&key(0), 0..5129), "one byte past the record");
+        assert!(!cache.holds(&key(0), low_read.clone()), "not written yet");
+        cache.append(key(0), p[1..].to_vec()).await;
+        assert!(cache.holds(&key(0), low_read.clone()));
+        assert!(!cache.holds(&key(0), 128..low + 300), "the gap between");
+
+        // After a restart the scan knows the file, not what it holds.
+        drop(cache);
+        let reopened = open(dir.path(), 1 << 30);
+        assert!(!reopened.holds(&key(0), header_read.clone()));
+        assert!(
+            !reopened.holds(&key(0), 0..128),
+            "unknown even for the header"
+        );
+        // Appending to a file only the scan saw keeps it unknown.
+        reopened
+            .append(key(0), vec![(20_000, Bytes::from(vec![1u8; 64]))])
+            .await;
+        assert!(!reopened.holds(&key(0), 20_000..20_064));
+        // Loading it reads every record: then it is known.
+        assert_eq!(reopened.load(key(0)).await.unwrap().len(), 3);
+        assert!(reopened.holds(&key(0), header_read));
+        assert!(reopened.holds(&key(0), low_read));
+        assert!(reopened.holds(&key(0), 20_000..20_064));
+        assert!(!reopened.holds(&key(0), 5128..20_000));
+    }
+
+    #[tokio::test]
+    async fn a_file_another_process_created_is_unknown_until_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = open(dir.path(), 1 << 30);
+        let second = open(dir.path(), 1 << 30);
+        first.append(key(0), parts(1)[..1].to_vec()).await;
+        // The second appends to a file it did not create nor read.
+        second.append(key(0), parts(1)[1..].to_vec()).await;
+        let low = layout::level_offset(DdsFormat::Bc1, 4);
+        assert!(!second.holds(&key(0), low..low + 300));
+        assert!(first.holds(&key(0), 0..5128));
+        assert!(
+            !first.holds(&key(0), low..low + 300),
+            "the other's record is not known here"
+        );
+        assert!(second.load(key(0)).await.is_some());
+        assert!(second.holds(&key(0), 0..5128) && second.holds(&key(0), low..low + 300));
+    }
+
+    #[tokio::test]
+    async fn a_cut_tail_is_no_longer_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 1 << 30);
+        cache.append(key(0), parts(2)).await;
+        let low = layout::level_offset(DdsFormat::Bc1, 4);
+        assert!(cache.holds(&key(0), low..low + 300));
+        let path = cache.path(&key(0));
+        let len = fs::metadata(&path).unwrap().len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 10)
+            .unwrap();
+        assert_eq!(cache.load(key(0)).await.unwrap().len(), 1);
+        assert!(!cache.holds(&key(0), low..low + 300));
+        assert!(cache.holds(&key(0), 128..5128));
+    }
+
     #[test]
     fn scan_skips_foreign_files_and_removes_temp_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -666,6 +777,7 @@ mod tests {
                         Entry {
                             size: 0,
                             last_used: SystemTime::now(),
+                            held: Held::Unknown,
                         },
                     );
                     if let Some(loaded) = reader.load_checked(key(0)) {

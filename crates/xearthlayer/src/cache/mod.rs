@@ -5,6 +5,7 @@
 //! chunks is served, then generated again later, so a failure never sticks.
 
 pub mod disk;
+pub mod held;
 pub mod memory;
 
 pub use disk::DiskCache;

@@ -23,7 +23,18 @@ pub struct Sample {
     /// True heading, degrees.
     pub heading_deg: f64,
     /// Ground speed as X-Plane reports it (without time compression), m/s.
+    /// The inferred source gives its derived track and speed in these two.
     pub groundspeed_mps: f64,
+}
+
+impl Sample {
+    /// The motion the sample states, if it moves.
+    fn motion(&self) -> Option<Motion> {
+        (self.groundspeed_mps >= 1.0).then(|| Motion {
+            track_deg: self.heading_deg.rem_euclid(360.0),
+            speed_mps: self.groundspeed_mps,
+        })
+    }
 }
 
 /// Where a fix came from, best first.
@@ -63,7 +74,8 @@ pub struct Fix {
     pub lat: f64,
     pub lon: f64,
     /// Measured from successive positions, else X-Plane's heading and ground
-    /// speed; none when standing or unknown.
+    /// speed; for the inferred source, from successive loads. None when
+    /// standing or unknown.
     pub motion: Option<Motion>,
     pub age: Duration,
 }
@@ -118,14 +130,13 @@ impl Telemetry {
                 source: kind,
                 lat: sample.lat,
                 lon: sample.lon,
-                motion: state.tracker.motion().or_else(|| {
-                    (kind != SourceKind::Inferred && sample.groundspeed_mps >= 1.0).then_some(
-                        Motion {
-                            track_deg: sample.heading_deg.rem_euclid(360.0),
-                            speed_mps: sample.groundspeed_mps,
-                        },
-                    )
-                }),
+                motion: match kind {
+                    // Derived by the source from successive loads; its
+                    // positions drift within a burst as it fills, which
+                    // is no motion.
+                    SourceKind::Inferred => sample.motion(),
+                    _ => state.tracker.motion().or_else(|| sample.motion()),
+                },
                 age,
             })
         })

@@ -10,7 +10,8 @@
 //! Each client runs as its own task, notices when values stop (X-Plane
 //! paused, quit or restarted: [`STALE_AFTER`]) and reconnects without a
 //! restart of ours. [`motion`] derives track and speed from successive
-//! positions, since time compression makes the ground-speed dataref lie.
+//! positions, since time compression makes the ground-speed dataref lie;
+//! the inferred source derives its own from successive loads.
 //! [`spec`] parses the `--telemetry` option.
 
 pub mod hub;
@@ -46,7 +47,8 @@ pub fn spawn(spec: &TelemetrySpec, hub: &Telemetry) -> Vec<tokio::task::JoinHand
     use std::net::{Ipv4Addr, SocketAddr};
     let local = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     match spec {
-        TelemetrySpec::Off => Vec::new(),
+        // No client: the mounts' reads alone place the aircraft.
+        TelemetrySpec::Off | TelemetrySpec::Inferred => Vec::new(),
         TelemetrySpec::Udp(addr) => vec![tokio::spawn(udp::run(*addr, hub.clone()))],
         TelemetrySpec::WebApi(addr) => vec![tokio::spawn(webapi::run(*addr, hub.clone()))],
         // Both listen; the hub prefers the Web API while it is fresh.

@@ -1,5 +1,5 @@
-//! The `--telemetry` option: `auto`, `off`, `udp://HOST:PORT` or
-//! `http://HOST:PORT`.
+//! The `--telemetry` option: `auto`, `off`, `inferred`, `udp://HOST:PORT`
+//! or `http://HOST:PORT`.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
@@ -13,13 +13,17 @@ pub enum TelemetrySpec {
     Auto,
     /// No telemetry, nor inferred position: no prefetch while flying.
     Off,
+    /// No telemetry client: only the position inferred from what X-Plane
+    /// reads through the mounts (for a simulator that sends nothing, or
+    /// whose ports are someone else's).
+    Inferred,
     Udp(SocketAddr),
     WebApi(SocketAddr),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TelemetryError {
-    #[error("telemetry {0:?}: expected auto, off, udp://HOST:PORT or http://HOST:PORT")]
+    #[error("telemetry {0:?}: expected auto, off, inferred, udp://HOST:PORT or http://HOST:PORT")]
     BadSpec(String),
     #[error("telemetry {0:?}: cannot resolve the address")]
     BadAddress(String),
@@ -40,6 +44,7 @@ impl FromStr for TelemetrySpec {
         match text.to_ascii_lowercase().as_str() {
             "auto" => return Ok(TelemetrySpec::Auto),
             "off" | "none" => return Ok(TelemetrySpec::Off),
+            "inferred" => return Ok(TelemetrySpec::Inferred),
             _ => {}
         }
         let bad = || TelemetryError::BadSpec(text.to_string());
@@ -66,6 +71,7 @@ impl std::fmt::Display for TelemetrySpec {
         match self {
             TelemetrySpec::Auto => f.write_str("auto"),
             TelemetrySpec::Off => f.write_str("off"),
+            TelemetrySpec::Inferred => f.write_str("inferred"),
             TelemetrySpec::Udp(addr) => write!(f, "udp://{addr}"),
             TelemetrySpec::WebApi(addr) => write!(f, "http://{addr}"),
         }
@@ -80,6 +86,10 @@ mod tests {
     fn parses_every_form() {
         assert_eq!("auto".parse(), Ok(TelemetrySpec::Auto));
         assert_eq!("OFF".parse(), Ok(TelemetrySpec::Off));
+        assert_eq!(" Inferred ".parse(), Ok(TelemetrySpec::Inferred));
+        assert_eq!(TelemetrySpec::Inferred.to_string(), "inferred");
+        assert!(TelemetrySpec::Inferred.uses_inferred());
+        assert!(!TelemetrySpec::Off.uses_inferred());
         assert_eq!(
             "udp://127.0.0.1:49000".parse(),
             Ok(TelemetrySpec::Udp("127.0.0.1:49000".parse().unwrap()))
@@ -101,6 +111,7 @@ mod tests {
             "ftp://1.2.3.4:5",
             "http://127.0.0.1",
             "http://h:1/api",
+            "inferred://127.0.0.1:1",
         ] {
             assert!(bad.parse::<TelemetrySpec>().is_err(), "{bad}");
         }

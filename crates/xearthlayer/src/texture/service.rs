@@ -314,9 +314,11 @@ impl TextureService {
         self.inner.ensure(&entry, range, None).await && !entry.state.is_degraded()
     }
 
-    /// `range` of the texture is in memory, or the texture is in the disk
-    /// cache: a read would not wait for a download. (The disk tier knows
-    /// which textures it holds, not which of their parts.)
+    /// `range` of the texture is in memory, or known to be in its disk
+    /// cache file: a read would not wait for a download. A file this
+    /// process has not written or loaded yet (known only from the start-up
+    /// scan) does not count, so a prefetch of it loads it from disk and
+    /// builds only what is missing.
     pub fn is_cached(&self, id: &TextureId, range: Range<u64>) -> bool {
         let provider = self.inner.providers.for_texture(id);
         let texture = TextureKey::from(id);
@@ -325,14 +327,14 @@ impl TextureService {
             texture,
         };
         if let Some(entry) = self.inner.registry.find(&key) {
-            if entry.state.is_built(range) {
+            if entry.state.is_built(range.clone()) {
                 return true;
             }
         }
         self.inner
             .disks
             .get(provider.cache_key())
-            .is_some_and(|d| d.contains(&texture))
+            .is_some_and(|d| d.holds(&texture, range))
     }
 
     /// Live reads are waiting for builds now (a burst is being served).
