@@ -18,11 +18,13 @@
 //! looked for beside this one, or given with `--xearthlayer`).
 //!
 //! Modules: [`procfs`] (CPU, memory, mounts from /proc), [`service`] (the
-//! child process), [`measure`] (one run), [`report`] (Markdown), [`chart`].
+//! child process), [`measure`] (one run), [`report`] (Markdown), [`chart`];
+//! the scenarios [`faults`] (`--faults`) and [`memory`] (`--bursts N`).
 
 mod chart;
 mod faults;
 mod measure;
+mod memory;
 mod procfs;
 mod report;
 mod service;
@@ -140,6 +142,11 @@ struct Args {
     /// service against a fresh one (see `faults.rs`). Label "faults".
     #[arg(long)]
     faults: bool,
+    /// The memory scenario instead of the four runs: this many bursts of
+    /// --textures fresh textures each in one service, resident memory after
+    /// each (see `memory.rs`). Label "memory".
+    #[arg(long, default_value_t = 0)]
+    bursts: usize,
     /// Varies the imagery server's latency draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -195,6 +202,8 @@ fn run(args: &Args) -> BenchResult {
     let label = args.label.clone().unwrap_or_else(|| {
         if args.faults {
             "faults"
+        } else if args.bursts > 0 {
+            "memory"
         } else if args.quick {
             "quick"
         } else {
@@ -227,7 +236,7 @@ fn run(args: &Args) -> BenchResult {
             lat: args.lat,
             lon: args.lon,
             zoom: args.zoom,
-            textures,
+            textures: textures * args.bursts.max(1),
             ..PackageSpec::default()
         },
     )?;
@@ -273,22 +282,26 @@ fn run(args: &Args) -> BenchResult {
         binary.display(),
         root.display()
     );
-    let warmup = bench.rehearse(textures)?;
+    let warmup = bench.rehearse(bench.paths.len())?;
     let bandwidth = (args.bandwidth_mbps.max(0.0) * 1e6 / 8.0) as u64;
     bench.server.set_latency(
         Duration::from_millis(args.latency_ms),
         Duration::from_millis(args.jitter_ms),
     );
     bench.server.set_bandwidth(bandwidth);
+    if args.bursts > 0 {
+        let bursts = bench.memory_runs(args.bursts, textures)?;
+        let block = memory::markdown(&command_line(), &bursts, args.memory_cache_mib << 20);
+        println!("{block}");
+        report::write_block(&args.out, &label, &block)?;
+        return Ok(());
+    }
     if args.faults {
         let runs = bench.fault_runs(
             Duration::from_millis(args.latency_ms),
             Duration::from_millis(args.jitter_ms),
         )?;
-        let command = std::iter::once("scene-bench".to_string())
-            .chain(std::env::args().skip(1))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let command = command_line();
         let bound = args
             .service_arg
             .windows(2)
@@ -316,10 +329,7 @@ fn run(args: &Args) -> BenchResult {
     chart::draw(&chart, &title, &runs)?;
     let settings = Settings {
         label: label.clone(),
-        command: std::iter::once("scene-bench".to_string())
-            .chain(std::env::args().skip(1))
-            .collect::<Vec<_>>()
-            .join(" "),
+        command: command_line(),
         textures,
         zoom: args.zoom,
         readers: args.readers,
@@ -452,6 +462,14 @@ impl Bench {
         );
         Ok(result)
     }
+}
+
+/// This invocation, for the record.
+fn command_line() -> String {
+    std::iter::once("scene-bench".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `path` relative to the current folder where it is inside it.
