@@ -18,11 +18,13 @@ use crate::procfs;
 use crate::service::ServiceProcess;
 use crate::{Bench, BenchResult};
 
-/// Resident memory is settled when it moves less than this over one
-/// [`SETTLE_STEP`] (disk writes and deferred frees are done)...
+/// After a burst, resident memory is read once this long has passed (the
+/// service's read-ahead, disk writes and heap trim are done by then)...
+const SETTLE_AT_LEAST: Duration = Duration::from_secs(3);
+/// ...and it moves less than this over one [`SETTLE_STEP`]...
 const SETTLED_WITHIN: u64 = 2 << 20;
 const SETTLE_STEP: Duration = Duration::from_millis(500);
-/// ...or once this long has passed after the burst.
+/// ...or once this long has passed.
 const SETTLE_LIMIT: Duration = Duration::from_secs(15);
 
 const MIB: f64 = (1u64 << 20) as f64;
@@ -79,7 +81,8 @@ impl Bench {
         loop {
             std::thread::sleep(SETTLE_STEP);
             let now = procfs::rss_bytes(pid)?;
-            let settled = now.abs_diff(rss) < SETTLED_WITHIN;
+            let settled =
+                now.abs_diff(rss) < SETTLED_WITHIN && started.elapsed() >= SETTLE_AT_LEAST;
             rss = now;
             if settled || started.elapsed() >= SETTLE_LIMIT {
                 break;
@@ -107,10 +110,12 @@ pub fn markdown(command: &str, bursts: &[Burst], memory_cache_bytes: u64) -> Str
         s,
         "Run `{command}`: {} bursts of {per_burst} fresh textures each in one service, memory \
          cache {} MiB. RSS is the service's resident memory once it settled after each burst \
-         (moving less than {} MiB in {} ms, at most {} s); peak is its highest from the burst's \
-         start until then; the memory cache's bytes are its own count.\n",
+         (at least {} s after it, then moving less than {} MiB in {} ms, at most {} s); peak is \
+         its highest from the burst's start until then; the memory cache's bytes are its own \
+         count.\n",
         bursts.len(),
         memory_cache_bytes >> 20,
+        SETTLE_AT_LEAST.as_secs(),
         SETTLED_WITHIN >> 20,
         SETTLE_STEP.as_millis(),
         SETTLE_LIMIT.as_secs(),

@@ -142,6 +142,7 @@ pub async fn run(args: RunArgs) -> CliResult {
     let filesystems: Vec<_> = manager.views().into_iter().map(|v| v.fs).collect();
     let prefetch =
         crate::flight::start_with_status(&args.telemetry.spec(file), &service, &filesystems, None);
+    let trimmer = crate::heap::spawn_trimmer(service.clone());
     let reporter = status::spawn_reporter(
         service.clone(),
         manager.views(),
@@ -169,6 +170,7 @@ pub async fn run(args: RunArgs) -> CliResult {
         }
     }
     reporter.abort();
+    trimmer.abort();
     drop(prefetch);
     for ended in manager.stop_all().await {
         match ended.result {

@@ -106,6 +106,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         mountpoint: mountpoint.clone(),
         fs,
     }];
+    let trimmer = crate::heap::spawn_trimmer(service.clone());
     let reporter = status::spawn_reporter(
         service.clone(),
         view,
@@ -124,6 +125,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         }
     };
     reporter.abort();
+    trimmer.abort();
     drop(prefetch);
     if !ended_by_itself {
         session.unmount().await?;
