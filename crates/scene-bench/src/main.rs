@@ -23,12 +23,14 @@
 //! ready (see [`flight`]).
 //!
 //! Modules: [`procfs`] (CPU, memory, mounts from /proc), [`service`] (the
-//! child process), [`measure`] (one run), [`report`] (Markdown), [`chart`].
+//! child process), [`measure`] (one run), [`report`] (Markdown), [`chart`];
+//! the scenarios [`faults`] (`--faults`) and [`memory`] (`--bursts N`).
 
 mod chart;
 mod faults;
 mod flight;
 mod measure;
+mod memory;
 mod procfs;
 mod report;
 mod service;
@@ -172,6 +174,11 @@ struct Args {
         default_value = "udp,webapi,inferred,none"
     )]
     sources: Vec<flight::Source>,
+    /// The memory scenario instead of the four runs: this many bursts of
+    /// --textures fresh textures each in one service, resident memory after
+    /// each (see `memory.rs`). Label "memory".
+    #[arg(long, default_value_t = 0)]
+    bursts: usize,
     /// Varies the imagery server's latency draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -230,6 +237,8 @@ fn run(args: &Args) -> BenchResult {
     let label = args.label.clone().unwrap_or_else(|| {
         if args.faults {
             "faults"
+        } else if args.bursts > 0 {
+            "memory"
         } else if args.quick {
             "quick"
         } else {
@@ -256,7 +265,7 @@ fn run(args: &Args) -> BenchResult {
             lat: args.lat,
             lon: args.lon,
             zoom: args.zoom,
-            textures,
+            textures: textures * args.bursts.max(1),
             ..PackageSpec::default()
         },
     )?;
@@ -304,22 +313,26 @@ fn run(args: &Args) -> BenchResult {
         binary.display(),
         root.display()
     );
-    let warmup = bench.rehearse(textures)?;
+    let warmup = bench.rehearse(bench.paths.len())?;
     let bandwidth = mbps_to_bytes(args.bandwidth_mbps.unwrap_or(0.0));
     bench.server.set_latency(
         Duration::from_millis(args.latency_ms),
         Duration::from_millis(args.jitter_ms),
     );
     bench.server.set_bandwidth(bandwidth);
+    if args.bursts > 0 {
+        let bursts = bench.memory_runs(args.bursts, textures)?;
+        let block = memory::markdown(&command_line(), &bursts, args.memory_cache_mib << 20);
+        println!("{block}");
+        report::write_block(&args.out, &label, &block)?;
+        return Ok(());
+    }
     if args.faults {
         let runs = bench.fault_runs(
             Duration::from_millis(args.latency_ms),
             Duration::from_millis(args.jitter_ms),
         )?;
-        let command = std::iter::once("scene-bench".to_string())
-            .chain(std::env::args().skip(1))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let command = command_line();
         let bound = args
             .service_arg
             .windows(2)
@@ -347,10 +360,7 @@ fn run(args: &Args) -> BenchResult {
     chart::draw(&chart, &title, &runs)?;
     let settings = Settings {
         label: label.clone(),
-        command: std::iter::once("scene-bench".to_string())
-            .chain(std::env::args().skip(1))
-            .collect::<Vec<_>>()
-            .join(" "),
+        command: command_line(),
         textures,
         zoom: args.zoom,
         readers: args.readers,
@@ -426,11 +436,7 @@ fn run_flight(args: &Args) -> BenchResult {
             .with_file_name("docs")
             .join("scene-bench-flight.png")
     });
-    let command = std::iter::once("scene-bench".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
-    flight::run(&settings, &args.out, &chart, &command)
+    flight::run(&settings, &args.out, &chart, &command_line())
 }
 
 /// What every run shares: the textures and how they are read, the one
@@ -532,6 +538,14 @@ impl Bench {
         );
         Ok(result)
     }
+}
+
+/// This invocation, for the record.
+fn command_line() -> String {
+    std::iter::once("scene-bench".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `path` relative to the current folder where it is inside it.

@@ -1,5 +1,5 @@
-//! What the benchmark reads from `/proc`: a process's CPU time and peak
-//! resident memory, the machine's CPU counters and size, and whether a path
+//! What the benchmark reads from `/proc`: a process's CPU time and
+//! resident memory (now and peak), the machine's CPU counters and size, and whether a path
 //! is a mount point. Linux only, like the FUSE service it measures.
 
 use std::io;
@@ -76,6 +76,11 @@ pub fn machine_cpu() -> io::Result<MachineCpu> {
 /// [`reset_peak_rss`] (`VmHWM`).
 pub fn peak_rss_bytes(pid: u32) -> io::Result<u64> {
     status_kib(pid, "VmHWM:").map(|kib| kib << 10)
+}
+
+/// Resident memory of `pid` now (`VmRSS`).
+pub fn rss_bytes(pid: u32) -> io::Result<u64> {
+    status_kib(pid, "VmRSS:").map(|kib| kib << 10)
 }
 
 /// Starts a new peak resident memory measurement for `pid`.
@@ -166,7 +171,10 @@ mod tests {
     fn reads_this_process() {
         let pid = std::process::id();
         assert!(process_cpu_seconds(pid).unwrap() >= 0.0);
-        assert!(peak_rss_bytes(pid).unwrap() > 0);
+        // Resident memory now, then the peak: never below it.
+        let rss = rss_bytes(pid).unwrap();
+        assert!(rss > 0);
+        assert!(peak_rss_bytes(pid).unwrap() >= rss);
         let (a, b) = (machine_cpu().unwrap(), machine_cpu().unwrap());
         assert!(b.total >= a.total && a.busy <= a.total);
     }

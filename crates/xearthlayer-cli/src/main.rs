@@ -13,6 +13,7 @@ mod files;
 mod flight;
 mod fms;
 mod generate;
+mod heap;
 mod info;
 mod manager;
 mod packages;
@@ -67,7 +68,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    limit_heap_growth();
+    heap::limit_heap_growth();
     let cli = Cli::parse();
     let live_view = match &cli.command {
         Command::Start(args) => !args.no_tui,
@@ -108,18 +109,6 @@ async fn main() {
     // device, which fails their reads (ENOTCONN) instead of hanging them.
     let _ = std::io::Write::flush(&mut std::io::stdout());
     std::process::exit(code)
-}
-
-/// Textures are 11 MB buffers allocated and freed all day. glibc's dynamic
-/// mmap threshold would soon move such buffers onto the heap, where freed
-/// ones fragment it and memory is not given back: resident memory creeps up
-/// for hours. A fixed threshold keeps large buffers in their own mappings,
-/// returned to the system when freed.
-fn limit_heap_growth() {
-    // SAFETY: mallopt only sets an allocator parameter, under glibc's own lock.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 2 << 20);
-    }
 }
 
 /// Logs to stderr, and for the serving commands also to

@@ -150,6 +150,7 @@ pub async fn run(args: RunArgs) -> CliResult {
         &filesystems,
         stats.as_ref(),
     );
+    let trimmer = crate::heap::spawn_trimmer(service.clone());
     let reporter = status::spawn_reporter(
         service.clone(),
         manager.views(),
@@ -177,6 +178,7 @@ pub async fn run(args: RunArgs) -> CliResult {
         }
     }
     reporter.abort();
+    trimmer.abort();
     drop(prefetch);
     for ended in manager.stop_all().await {
         match ended.result {

@@ -99,6 +99,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         mountpoint: mountpoint.clone(),
         fs,
     }];
+    let trimmer = crate::heap::spawn_trimmer(service.clone());
     let reporter = status::spawn_reporter(
         service.clone(),
         view,
@@ -117,6 +118,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         }
     };
     reporter.abort();
+    trimmer.abort();
     drop(prefetch);
     if !ended_by_itself {
         session.unmount().await?;

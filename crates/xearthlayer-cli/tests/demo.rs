@@ -23,12 +23,28 @@ fn demo_runs_end_to_end_and_writes_a_preview() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for expected in ["cold:", "warm:", "chunk requests", "demo complete"] {
+    for expected in [
+        "cold:",
+        "warm:",
+        "chunk requests",
+        "5. a short flight",
+        "start-up load",
+        "load at",
+        "demo complete",
+    ] {
         assert!(
             stdout.contains(expected),
             "missing '{expected}' in:\n{stdout}"
         );
     }
+    // The flight's prefetch built the band ahead before X-Plane loaded it.
+    let built: u64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("prefetch built "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no prefetch line in:\n{stdout}"));
+    assert!(built > 0, "{stdout}");
     let preview = std::fs::read(dir.path().join("preview.png")).unwrap();
     assert!(preview.starts_with(b"\x89PNG"));
     // A 1024 px RGBA image of real imagery is far from empty.

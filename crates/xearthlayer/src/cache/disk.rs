@@ -245,7 +245,9 @@ impl DiskCache {
         let size = {
             let _exclusive = FileLock::exclusive(&file)?;
             for (offset, bytes) in parts {
-                (&file).write_all(&encode_record(*offset, bytes))?;
+                // The header, then the part's own buffer: no copy of it.
+                (&file).write_all(&record_header(*offset, bytes))?;
+                (&file).write_all(bytes)?;
             }
             file.metadata()?.len()
         };
@@ -381,14 +383,13 @@ fn file_header(format: DdsFormat) -> [u8; FILE_HEADER_LEN] {
     h
 }
 
-fn encode_record(offset: u64, bytes: &[u8]) -> Vec<u8> {
-    let mut record = Vec::with_capacity(RECORD_HEADER_LEN + bytes.len());
-    record.extend_from_slice(RECORD_MAGIC);
-    record.extend_from_slice(&offset.to_le_bytes());
-    record.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    record.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
-    record.extend_from_slice(bytes);
-    record
+fn record_header(offset: u64, bytes: &[u8]) -> [u8; RECORD_HEADER_LEN] {
+    let mut header = [0u8; RECORD_HEADER_LEN];
+    header[..4].copy_from_slice(RECORD_MAGIC);
+    header[4..12].copy_from_slice(&offset.to_le_bytes());
+    header[12..16].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
+    header[16..].copy_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+    header
 }
 
 /// The valid records of a file and the length up to the last valid one.
@@ -520,6 +521,10 @@ fn scan(dir: &Path) -> io::Result<Index> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode_record(offset: u64, bytes: &[u8]) -> Vec<u8> {
+        [&record_header(offset, bytes)[..], bytes].concat()
+    }
 
     fn parts(fill: u8) -> Vec<(u64, Bytes)> {
         vec![

@@ -7,10 +7,14 @@
 //! of the tiles [`predict`](super::predict) expects along the track, each
 //! with only the ranges X-Plane will read ([`ranges`](super::ranges)),
 //! skipping what is cached. Work is bounded: at most `max_in_flight`
-//! textures at once (the slot is taken before the task is spawned), at most
-//! `max_queue` planned, nothing new while the memory cache holds more than
-//! `memory_limit` or while a live burst is being served. Work on tiles that
-//! fell out of the plan (flown past, or nobody flies) is cancelled.
+//! textures at once (the slot is taken before the task is spawned), which
+//! bounds the memory its work in progress holds; at most `max_queue`
+//! planned; nothing new while a live burst is being served. What it built
+//! is an ordinary entry of the memory cache, evicted least recently used
+//! first and kept on disk, so a full memory cache never stops it (X-Plane
+//! keeps what it has read, so the entries evicted first are ones it is done
+//! with). Work on tiles that fell out of the plan (flown past, or nobody
+//! flies) is cancelled.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
@@ -53,8 +57,6 @@ pub struct PrefetchConfig {
     pub horizon_time: Duration,
     /// A DSF X-Plane opened stays in the plan this long.
     pub opened_for: Duration,
-    /// No new work while the memory cache holds more than this.
-    pub memory_limit: u64,
 }
 
 impl Default for PrefetchConfig {
@@ -66,7 +68,6 @@ impl Default for PrefetchConfig {
             horizon_m: 150_000.0,
             horizon_time: Duration::from_secs(90),
             opened_for: Duration::from_secs(60),
-            memory_limit: 512 << 20,
         }
     }
 }
@@ -214,10 +215,6 @@ impl Shared {
         missed || (ours_in_flight == 0 && self.service.live_busy())
     }
 
-    fn paused(&self, ours_in_flight: usize) -> bool {
-        self.live_busy(ours_in_flight) || self.service.memory_bytes() > self.config.memory_limit
-    }
-
     fn plan(&self) -> Vec<Job> {
         let format = self.service.format();
         let fix = self.telemetry.fix();
@@ -310,7 +307,7 @@ impl Shared {
                     .store(in_flight.len() as u64, Ordering::Relaxed);
                 let can_start = !pending.is_empty()
                     && in_flight.len() < self.config.max_in_flight.max(1)
-                    && !self.paused(in_flight.len());
+                    && !self.live_busy(in_flight.len());
                 if can_start {
                     let Some(job) = pending.pop_front() else {
                         break;
@@ -445,10 +442,10 @@ mod tests {
             .clone();
         prefetcher.texture_read(&id, 0..65_536);
         let status = prefetcher.status();
-        assert!(prefetcher.shared.paused(0), "a live miss just now");
+        assert!(prefetcher.shared.live_busy(0), "a live miss just now");
         // The read told where X-Plane loads: the inferred position.
         assert_eq!(status.fix.map(|f| f.source), Some(SourceKind::Inferred));
         tokio::time::advance(LIVE_QUIET).await;
-        assert!(!prefetcher.shared.paused(0));
+        assert!(!prefetcher.shared.live_busy(0));
     }
 }

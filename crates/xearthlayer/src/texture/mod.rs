@@ -12,6 +12,7 @@
 //! - [`downloads`]: chunk downloads shared across textures.
 //! - [`fallback`]: what stands in for late or missing imagery.
 //! - [`pool`]: the bounded CPU pool, live jobs first.
+//! - [`memory_budget`]: bytes background work may hold outside the caches.
 //! - [`service`]: the front the filesystem and the prefetcher call.
 //! - [`source`]: the filesystem's view of the service.
 
@@ -19,6 +20,7 @@ pub mod build;
 pub mod downloads;
 pub mod entry;
 pub mod fallback;
+pub mod memory_budget;
 pub mod plan;
 pub mod pool;
 mod reader;

@@ -19,13 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use super::build;
 use super::downloads::Downloads;
 use super::entry::{EntryKey, TextureEntry};
+use super::memory_budget::MemoryBudget;
 use super::pool::CpuPool;
 use super::registry::{Found, Registry};
 use crate::cache::{DiskCache, TextureKey};
@@ -36,9 +36,12 @@ use crate::metrics::Metrics;
 use crate::provider::{Providers, TileProvider};
 use crate::sched::ClassedPermits;
 
-/// Disk writes waiting at once; past this, parts are not stored (they are
-/// built again if read again after eviction).
-const MAX_PENDING_WRITES: usize = 256;
+/// Bytes of parts waiting to be written to the disk cache at once; past
+/// this, parts are not stored (they are built again if read again after
+/// eviction). A burst of 200 textures builds about 240 MiB in 4 s, which a
+/// disk writes in well under a second: 64 MiB only fills when the disk
+/// cannot keep up.
+const MAX_PENDING_WRITE_BYTES: u64 = 64 << 20;
 
 /// How the service runs.
 #[derive(Debug, Clone)]
@@ -135,7 +138,7 @@ pub(super) struct Inner {
     pub(super) metrics: Arc<Metrics>,
     /// Disk writes run in the background; shutdown waits for them.
     pub(super) disk_writes: TaskTracker,
-    pub(super) pending_writes: Arc<Semaphore>,
+    pub(super) pending_writes: MemoryBudget,
 }
 
 impl std::fmt::Debug for Inner {
@@ -188,7 +191,7 @@ impl TextureService {
                 metrics,
                 config,
                 disk_writes: TaskTracker::new(),
-                pending_writes: Arc::new(Semaphore::new(MAX_PENDING_WRITES)),
+                pending_writes: MemoryBudget::new(MAX_PENDING_WRITE_BYTES),
             }),
         })
     }
@@ -247,6 +250,7 @@ impl TextureService {
             cpu_background: cpu.background_held,
             downloads: self.inner.downloads.in_flight(),
             live_entries: self.inner.registry.live_entries(),
+            pending_write_bytes: self.inner.pending_writes.held(),
         }
     }
 
@@ -375,6 +379,8 @@ pub struct WorkCounts {
     pub downloads: usize,
     /// Texture entries alive (memory cache, open files, builds).
     pub live_entries: usize,
+    /// Bytes of parts waiting to be written to the disk cache.
+    pub pending_write_bytes: u64,
 }
 
 impl WorkCounts {
