@@ -94,6 +94,9 @@ pub struct DiskCache {
     // Held only for map updates, never across I/O or an await.
     index: Mutex<Index>,
     evicting: AtomicBool,
+    /// One eviction at a time in this process (a background one and an
+    /// asked-for one would each skip the files the other holds locked).
+    eviction: Mutex<()>,
 }
 
 impl DiskCache {
@@ -122,6 +125,7 @@ impl DiskCache {
             capacity,
             index: Mutex::new(index),
             evicting: AtomicBool::new(false),
+            eviction: Mutex::new(()),
         });
         cache.evict_if_needed();
         Ok(cache)
@@ -319,7 +323,11 @@ impl DiskCache {
     }
 
     /// Deletes least-recently-used files until under [`EVICT_TO`] of capacity.
+    /// Blocking: call from a blocking context.
     pub fn evict(&self) {
+        // Held across the file work on purpose: eviction runs on a
+        // blocking thread, and nothing else takes this lock.
+        let _one_at_a_time = self.eviction.lock().unwrap_or_else(|e| e.into_inner());
         let target = (self.capacity as f64 * EVICT_TO) as u64;
         let mut victims: Vec<(TextureKey, SystemTime)> = {
             let index = self.lock();
