@@ -114,9 +114,14 @@ async fn many_textures_download_concurrently() {
         assert_eq!(&bytes[..128], &layout::header(DdsFormat::Bc1));
     }
     // Every chunk once (a retry after a dropped connection on a loaded
-    // machine is a second request for the same chunk, not a second build).
+    // machine is a second request for the same chunk, not a second build;
+    // an attempt whose connection never got through is not seen at all).
     let retries = svc.metrics().snapshot().chunk_retries;
-    assert_eq!(server.stats().requests - retries, 64 * 16);
+    let requests = server.stats().requests;
+    assert!(
+        (64 * 16..=64 * 16 + retries).contains(&requests),
+        "{requests} requests, {retries} retries"
+    );
     let peak = server.stats().peak_in_flight;
     assert!(peak > 128, "peak requests in flight {peak}");
     assert!(svc.metrics().snapshot().peak_generations_in_flight > 32);
