@@ -431,12 +431,15 @@ fn run_flight(args: &Args) -> BenchResult {
         extra_args: args.service_arg.clone(),
         seed: args.seed,
     };
+    let label = args.label.as_deref().unwrap_or("flight");
     let chart = args.chart.clone().unwrap_or_else(|| {
-        args.out
-            .with_file_name("docs")
-            .join("scene-bench-flight.png")
+        let name = match label {
+            "flight" => "scene-bench-flight.png".to_string(),
+            other => format!("scene-bench-{other}.png"),
+        };
+        args.out.with_file_name("docs").join(name)
     });
-    flight::run(&settings, &args.out, &chart, &command_line())
+    flight::run(&settings, label, &args.out, &chart, &command_line())
 }
 
 /// What every run shares: the textures and how they are read, the one

@@ -171,7 +171,13 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Flies every speed with every source, writes the report and the chart.
-pub fn run(settings: &FlightSettings, out: &Path, chart_path: &Path, command: &str) -> BenchResult {
+pub fn run(
+    settings: &FlightSettings,
+    label: &str,
+    out: &Path,
+    chart_path: &Path,
+    command: &str,
+) -> BenchResult {
     let root = &settings.root;
     let packages = root.join("packages");
     let grid = create_grid_zoned(&packages, ROWS, COLUMNS, settings.per_tile, |tile| {
@@ -246,7 +252,7 @@ pub fn run(settings: &FlightSettings, out: &Path, chart_path: &Path, command: &s
         &crate::chart_link(out, chart_path),
     );
     println!("{block}");
-    crate::report::write_block(out, "flight", &block)?;
+    crate::report::write_block(out, label, &block)?;
     eprintln!(
         "scene-bench: wrote {} and {}",
         out.display(),
