@@ -16,9 +16,9 @@ use plotters::style::{register_font, FontStyle, RGBColor};
 use crate::measure::{RunKind, RunResult};
 use crate::BenchResult;
 
-const WIDTH: u32 = 1400;
-const HEIGHT: u32 = 560;
-const FONT: &str = "sans-serif";
+pub const WIDTH: u32 = 1400;
+pub const HEIGHT: u32 = 560;
+pub const FONT: &str = "sans-serif";
 
 fn colour(kind: RunKind) -> RGBColor {
     match kind {
@@ -31,9 +31,7 @@ fn colour(kind: RunKind) -> RGBColor {
 
 /// Writes the chart of `runs` to `path` (a PNG).
 pub fn draw(path: &Path, title: &str, runs: &[RunResult]) -> BenchResult {
-    register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
-        .map_err(|_| "the embedded DejaVu font did not load")?;
-    let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    let mut pixels = canvas()?;
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE)?;
@@ -55,6 +53,18 @@ pub fn draw(path: &Path, title: &str, runs: &[RunResult]) -> BenchResult {
         )?;
         root.present()?;
     }
+    save(path, &pixels)
+}
+
+/// A blank RGB canvas of the charts' size, with the embedded font registered.
+pub fn canvas() -> BenchResult<Vec<u8>> {
+    register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+        .map_err(|_| "the embedded DejaVu font did not load")?;
+    Ok(vec![0u8; (WIDTH * HEIGHT * 3) as usize])
+}
+
+/// Writes a canvas to `path` as a PNG, creating its folder.
+pub fn save(path: &Path, pixels: &[u8]) -> BenchResult {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -62,7 +72,7 @@ pub fn draw(path: &Path, title: &str, runs: &[RunResult]) -> BenchResult {
         png::Encoder::new(BufWriter::new(std::fs::File::create(path)?), WIDTH, HEIGHT);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    encoder.write_header()?.write_image_data(&pixels)?;
+    encoder.write_header()?.write_image_data(pixels)?;
     Ok(())
 }
 

@@ -2,18 +2,14 @@
 //! each load, against the distance flown, one line per telemetry source and
 //! one panel per speed.
 
-use std::io::BufWriter;
 use std::path::Path;
 
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle, RGBColor};
+use plotters::style::RGBColor;
 
 use super::{FlightResult, FlightSettings, Source};
+use crate::chart::{canvas, save, FONT, HEIGHT, WIDTH};
 use crate::BenchResult;
-
-const WIDTH: u32 = 1400;
-const HEIGHT: u32 = 560;
-const FONT: &str = "sans-serif";
 
 fn colour(source: Source) -> RGBColor {
     match source {
@@ -26,9 +22,7 @@ fn colour(source: Source) -> RGBColor {
 
 /// Writes the chart of `results` to `path` (a PNG).
 pub fn draw(path: &Path, settings: &FlightSettings, results: &[FlightResult]) -> BenchResult {
-    register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
-        .map_err(|_| "the embedded DejaVu font did not load")?;
-    let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    let mut pixels = canvas()?;
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE)?;
@@ -51,15 +45,7 @@ pub fn draw(path: &Path, settings: &FlightSettings, results: &[FlightResult]) ->
         }
         root.present()?;
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut encoder =
-        png::Encoder::new(BufWriter::new(std::fs::File::create(path)?), WIDTH, HEIGHT);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.write_header()?.write_image_data(&pixels)?;
-    Ok(())
+    save(path, &pixels)
 }
 
 fn panel<DB: DrawingBackend>(
