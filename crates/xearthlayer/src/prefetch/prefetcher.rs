@@ -9,7 +9,10 @@
 //! skipping what is cached. Work is bounded: at most `max_in_flight`
 //! textures at once (the slot is taken before the task is spawned), which
 //! bounds the memory its work in progress holds; at most `max_queue`
-//! planned; nothing new while a live burst is being served. What it built
+//! planned; nothing new while a live burst is being served, and a burst
+//! starts with X-Plane's DSF opens: the textures it reads right after them
+//! are live work's, so a tile it opened is worked on only once X-Plane has
+//! left it unread for a moment (opened, then busy elsewhere). What it built
 //! is an ordinary entry of the memory cache, evicted least recently used
 //! first and kept on disk, so a full memory cache never stops it (X-Plane
 //! keeps what it has read, so the entries evicted first are ones it is done
@@ -37,7 +40,8 @@ use crate::telemetry::motion::distance_m;
 use crate::telemetry::{inferred::dsf_tile, InferredPosition, Telemetry};
 use crate::texture::TextureService;
 
-/// A read that missed the cache this recently means a live burst is on.
+/// A DSF open or a read that missed the cache this recently means a live
+/// burst is on.
 const LIVE_QUIET: Duration = Duration::from_millis(500);
 /// How often the pause is checked while paused.
 const PAUSE_POLL: Duration = Duration::from_millis(50);
@@ -88,8 +92,8 @@ struct Shared {
     config: PrefetchConfig,
     /// Tiles X-Plane opened, and when.
     opened: Mutex<HashMap<Tile, Instant>>,
-    /// When a read last missed the cache.
-    last_live_miss: Mutex<Option<Instant>>,
+    /// When X-Plane last opened a DSF or missed the cache on a read.
+    last_live_load: Mutex<Option<Instant>>,
     wake: Notify,
     stats: PrefetchStats,
 }
@@ -125,7 +129,7 @@ impl Prefetcher {
                 inferred,
                 config,
                 opened: Mutex::default(),
-                last_live_miss: Mutex::default(),
+                last_live_load: Mutex::default(),
                 wake: Notify::new(),
                 stats: PrefetchStats::default(),
             }),
@@ -173,6 +177,9 @@ impl FsObserver for Prefetcher {
         if let Some(inferred) = &shared.inferred {
             inferred.dsf_opened(tile.0, tile.1);
         }
+        // X-Plane reads this tile's textures next, at once: starting them
+        // here would put background work in front of its burst.
+        shared.live_load_now();
         if fresh {
             shared.wake.notify_one();
         }
@@ -195,24 +202,28 @@ impl FsObserver for Prefetcher {
                 .remove(&tile_of(center.0, center.1));
         }
         if !shared.service.is_cached(id, range) {
-            *shared
-                .last_live_miss
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            shared.live_load_now();
         }
     }
 }
 
 impl Shared {
-    /// Live reads are being served: X-Plane missed the cache just now, or
-    /// the engine is busy with nothing of ours in flight.
+    fn live_load_now(&self) {
+        *self
+            .last_live_load
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// Live reads are being served: X-Plane opened a DSF or missed the
+    /// cache just now, or the engine is busy with nothing of ours in flight.
     fn live_busy(&self, ours_in_flight: usize) -> bool {
-        let missed = self
-            .last_live_miss
+        let loading = self
+            .last_live_load
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_some_and(|at| at.elapsed() < LIVE_QUIET);
-        missed || (ours_in_flight == 0 && self.service.live_busy())
+        loading || (ours_in_flight == 0 && self.service.live_busy())
     }
 
     fn plan(&self) -> Vec<Job> {
@@ -408,6 +419,15 @@ mod tests {
         assert!(prefetcher.plan().is_empty(), "nobody flies: nothing to do");
         northbound(&hub, 47.7);
         prefetcher.dsf_opened(Path::new("Earth nav data/+40-010/+45-006.dsf"));
+        assert!(
+            prefetcher.shared.live_busy(0),
+            "X-Plane reads an opened tile at once: its burst goes first"
+        );
+        tokio::time::advance(LIVE_QUIET).await;
+        assert!(
+            !prefetcher.shared.live_busy(0),
+            "left unread: ours to build"
+        );
         let plan = prefetcher.plan();
         let tiles: Vec<Tile> = plan.iter().map(|j| j.tile).collect();
         assert_eq!(&tiles[..3], &[(45, -6); 3], "{tiles:?}");
