@@ -1,6 +1,6 @@
 //! What an Ortho4XP package holds and where: the textures its `.ter` files
 //! name, each with its position (the `.ter`'s `LOAD_CENTER`, else the
-//! centre its name gives), and the DSF tiles in `Earth nav data`.
+//! centre its name gives), and how its DSF tiles are named.
 //!
 //! Built once at mount time. Every `*.ter` file of the package (anywhere,
 //! typically `terrain/`) is read, its `BASE_TEX` / `BASE_TEX_NOWRAP` lines
@@ -8,8 +8,8 @@
 //! that land directly in `<package>/textures/` and parse as a
 //! [`TextureId`] are the package's textures. The filesystem lists them as
 //! virtual files in `textures/` (a lookup of any texture name succeeds
-//! whether indexed or not); a prefetcher asks which textures a DSF tile
-//! holds. Names that are not textures are skipped, each with a debug line,
+//! whether indexed or not); the prefetcher's catalog groups them by DSF
+//! tile. Names that are not textures are skipped, each with a debug line,
 //! and counted ([`PackageIndex::skipped`]).
 
 use std::ffi::OsStr;
@@ -42,8 +42,6 @@ pub struct PackageIndex {
     names: Arc<[Box<str>]>,
     /// The same textures in the same order, with ids and positions.
     textures: Arc<[IndexedTexture]>,
-    /// (lat, lon) of the south-west corner of each DSF tile, sorted.
-    dsf_tiles: Vec<(i32, i32)>,
     ter_files: usize,
     /// `BASE_TEX` lines naming something outside `textures/` or not a texture.
     skipped: usize,
@@ -53,8 +51,7 @@ pub struct PackageIndex {
 }
 
 impl PackageIndex {
-    /// Walks `root` for `.ter` files and collects the textures they name,
-    /// and lists its DSF tiles.
+    /// Walks `root` for `.ter` files and collects the textures they name.
     pub fn build(root: &Path) -> io::Result<PackageIndex> {
         let started = Instant::now();
         let ter_files = find_ter_files(root)?;
@@ -96,7 +93,6 @@ impl PackageIndex {
         Ok(PackageIndex {
             names: names.into(),
             textures: all.found.into(),
-            dsf_tiles: find_dsf_tiles(root),
             ter_files: ter_files.len(),
             skipped: all.skipped,
             unreadable: all.unreadable,
@@ -124,24 +120,6 @@ impl PackageIndex {
     /// The textures, sorted by name.
     pub fn textures(&self) -> impl Iterator<Item = &IndexedTexture> + '_ {
         self.textures.iter()
-    }
-
-    /// The DSF tiles in `Earth nav data`, as (lat, lon) of their
-    /// south-west corners, sorted.
-    pub fn dsf_tiles(&self) -> &[(i32, i32)] {
-        &self.dsf_tiles
-    }
-
-    /// The textures whose centre lies in the 1°x1° tile whose south-west
-    /// corner is (`lat`, `lon`).
-    pub fn textures_in_tile(
-        &self,
-        lat: i32,
-        lon: i32,
-    ) -> impl Iterator<Item = &IndexedTexture> + '_ {
-        self.textures
-            .iter()
-            .filter(move |t| t.center.0.floor() as i32 == lat && t.center.1.floor() as i32 == lon)
     }
 
     /// Number of `.ter` files read.
@@ -219,37 +197,27 @@ impl Scan {
     }
 }
 
-/// The DSF tiles under `Earth nav data/*/`, named like `+47-006.dsf`.
-fn find_dsf_tiles(root: &Path) -> Vec<(i32, i32)> {
-    let mut tiles = Vec::new();
-    let Ok(groups) = std::fs::read_dir(root.join("Earth nav data")) else {
-        return tiles;
-    };
-    for group in groups.flatten() {
-        let Ok(files) = std::fs::read_dir(group.path()) else {
-            continue;
-        };
-        for file in files.flatten() {
-            let name = file.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".dsf")) else {
-                continue;
-            };
-            match dsf_tile(stem) {
-                Some(tile) => tiles.push(tile),
-                None => tracing::debug!(file = stem, "not a DSF tile name"),
-            }
-        }
+/// The tile of a DSF file name such as `+47-006.dsf`: (lat, lon) of its
+/// south-west corner.
+pub fn dsf_tile(file_name: &str) -> Option<(i32, i32)> {
+    let stem = file_name.strip_suffix(".dsf")?;
+    if stem.len() != 7 || !stem.is_ascii() {
+        return None;
     }
-    tiles.sort_unstable();
-    tiles.dedup();
-    tiles
-}
-
-/// `+47-006` -> (47, -6).
-fn dsf_tile(stem: &str) -> Option<(i32, i32)> {
-    let split = stem.get(1..)?.find(['+', '-'])? + 1;
-    let (lat, lon) = stem.split_at(split);
-    let (lat, lon): (i32, i32) = (lat.parse().ok()?, lon.parse().ok()?);
+    let (lat, lon) = stem.split_at(3);
+    let signed = |s: &str| -> Option<i32> {
+        let (sign, digits) = s.split_at(1);
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let value: i32 = digits.parse().ok()?;
+        match sign {
+            "+" => Some(value),
+            "-" => Some(-value),
+            _ => None,
+        }
+    };
+    let (lat, lon) = (signed(lat)?, signed(lon)?);
     ((-90..90).contains(&lat) && (-180..180).contains(&lon)).then_some((lat, lon))
 }
 
@@ -375,19 +343,24 @@ mod tests {
     }
 
     #[test]
-    fn tiles_and_their_textures() {
-        let dir = tempfile::tempdir().unwrap();
-        let nav = dir.path().join("Earth nav data/+40-010");
-        std::fs::create_dir_all(&nav).unwrap();
-        for f in [
-            "+47-006.dsf",
+    fn reads_dsf_names() {
+        assert_eq!(dsf_tile("+47-006.dsf"), Some((47, -6)));
+        assert_eq!(dsf_tile("-34+151.dsf"), Some((-34, 151)));
+        for bad in [
+            "+47-006.ter",
             "+47-006.dsf.bak",
-            "+48-007.dsf",
-            "notes.txt",
-            "+4x-006.dsf",
+            "47-006.dsf",
+            "+47-06.dsf",
+            "+95+000.dsf",
+            "+4a-006.dsf",
         ] {
-            std::fs::write(nav.join(f), b"XPLNEDSF").unwrap();
+            assert_eq!(dsf_tile(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn textures_with_their_positions() {
+        let dir = tempfile::tempdir().unwrap();
         let terrain = dir.path().join("terrain");
         std::fs::create_dir(&terrain).unwrap();
         // With LOAD_CENTER, and without (the name's centre decides).
@@ -404,18 +377,15 @@ mod tests {
         )
         .unwrap();
         let index = PackageIndex::build(dir.path()).unwrap();
-        assert_eq!(index.dsf_tiles(), &[(47, -6), (48, -7)]);
-        let in_tile: Vec<&str> = index.textures_in_tile(47, -6).map(|t| &*t.name).collect();
-        // Both lie in +47-006 (the second by its name's centre).
+        let centers: Vec<(&str, (f64, f64))> =
+            index.textures().map(|t| (&*t.name, t.center)).collect();
         assert_eq!(
-            in_tile,
-            vec!["22896_31680_DOP4016.dds", "45808_63392_Arc@17.dds"]
+            centers,
+            vec![
+                ("22896_31680_DOP4016.dds", (47.50512, -5.625)),
+                ("45808_63392_Arc@17.dds", id.bounds().center()),
+            ]
         );
-        assert_eq!(index.textures_in_tile(48, -7).count(), 0);
-        let arc = index.textures().find(|t| t.id == id).unwrap();
-        assert_eq!(arc.center, id.bounds().center());
-        assert_eq!(dsf_tile("-12+130"), Some((-12, 130)));
-        assert_eq!(dsf_tile("+91+000"), None);
     }
 
     #[test]

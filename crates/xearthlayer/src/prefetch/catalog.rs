@@ -2,8 +2,8 @@
 //! DSF tile, with their centres.
 //!
 //! [`Catalog`] is the narrow view; [`IndexCatalog`] implements it over the
-//! mounts' [`TextureIndex`]es (texture names → [`TextureId`] → centre of
-//! its bounds), across every package `run` mounts.
+//! mounts' [`TextureIndex`]es (each texture with the position its package
+//! gives it), across every package `run` mounts.
 
 use std::collections::HashMap;
 
@@ -42,22 +42,30 @@ pub struct IndexCatalog {
 
 impl IndexCatalog {
     pub fn new<'a>(indexes: impl IntoIterator<Item = &'a TextureIndex>) -> Self {
-        Self::from_ids(
-            indexes
-                .into_iter()
-                .flat_map(|index| index.names().iter())
-                .filter_map(|name| TextureId::parse(name).ok()),
-        )
+        Self::from_textures(indexes.into_iter().flat_map(|index| {
+            index.textures().map(|t| CatalogTexture {
+                id: t.id.clone(),
+                center: t.center,
+            })
+        }))
     }
 
+    /// Textures placed at the centres their names give.
     pub fn from_ids(ids: impl IntoIterator<Item = TextureId>) -> Self {
+        Self::from_textures(ids.into_iter().map(|id| CatalogTexture {
+            center: id.bounds().center(),
+            id,
+        }))
+    }
+
+    fn from_textures(textures: impl IntoIterator<Item = CatalogTexture>) -> Self {
         let mut by_tile: HashMap<Tile, Vec<CatalogTexture>> = HashMap::new();
-        for id in ids {
-            let center = id.bounds().center();
+        for texture in textures {
+            let center = texture.center;
             by_tile
                 .entry(tile_of(center.0, center.1))
                 .or_default()
-                .push(CatalogTexture { id, center });
+                .push(texture);
         }
         for textures in by_tile.values_mut() {
             textures.sort_by(|a, b| a.id.cmp(&b.id));
@@ -111,5 +119,25 @@ mod tests {
         assert_eq!(ids((38, -123)), vec![b]);
         assert_eq!(catalog.len(), 3);
         assert!(ids((39, -123)).is_empty());
+    }
+
+    #[test]
+    fn places_each_texture_where_its_package_says() {
+        // The name's centre is 123.003W (tile -124); the .ter's LOAD_CENTER
+        // says 122.99W (tile -123), and that is where X-Plane loads it.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("terrain")).unwrap();
+        std::fs::write(
+            dir.path().join("terrain/a.ter"),
+            "A\n800\nTERRAIN\n\nLOAD_CENTER 38.03 -122.99 2443 4096\n\
+             BASE_TEX_NOWRAP ../textures/25264_10368_BI16.dds\n",
+        )
+        .unwrap();
+        let index = TextureIndex::build(dir.path()).unwrap();
+        let catalog = IndexCatalog::new([&index]);
+        assert!(catalog.textures_in_tile((38, -124)).is_empty());
+        let placed = catalog.textures_in_tile((38, -123));
+        assert_eq!(placed.len(), 1);
+        assert_eq!(placed[0].center, (38.03, -122.99));
     }
 }

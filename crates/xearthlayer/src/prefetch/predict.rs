@@ -3,13 +3,13 @@
 //! X-Plane's rule as the peers measured it (see DOMAIN.md): a load fires
 //! when the aircraft is [`TRIGGER_INTO`] of a degree into a tile in its
 //! direction of travel, and brings in the band ahead, [`DEPTH`] tiles deep
-//! and [`WIDTH`] wide, centred on the aircraft; at start it loads about
-//! 3° x 4° around it. The prediction walks the track ahead, applies that
-//! rule at each step and lists each tile once, at the first step that
-//! would load it.
+//! and [`WIDTH`] wide, centred on the aircraft. (Its start-up load, about
+//! 3° x 4° around the aircraft, comes before any telemetry could predict
+//! it; `xearthlayer prefetch` is for that.) The prediction walks the track
+//! ahead, applies that rule at each step and lists each tile once, at the
+//! first step that would load it.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use super::catalog::{tile_of, Tile};
 use crate::telemetry::motion::{destination, Motion};
@@ -29,30 +29,6 @@ pub struct PredictedLoad {
     pub tile: Tile,
     /// Where the aircraft will be when the load fires.
     pub trigger: (f64, f64),
-    /// Distance along the track to that point, metres.
-    pub ahead_m: f64,
-    /// Time until then at the current speed.
-    pub eta: Duration,
-}
-
-/// The tiles of the start-up load around (`lat`, `lon`): 3 rows by 4
-/// columns, the fourth column on the side the aircraft is nearer to.
-pub fn startup_tiles(lat: f64, lon: f64) -> Vec<Tile> {
-    let (la, lo) = tile_of(lat, lon);
-    let west = if lon - f64::from(lo) < 0.5 {
-        lo - 2
-    } else {
-        lo - 1
-    };
-    let mut tiles: Vec<Tile> = (la - 1..=la + 1)
-        .flat_map(|r| (west..west + 4).map(move |c| (r, c)))
-        .collect();
-    let centre = |t: &Tile| {
-        let (dy, dx) = (f64::from(t.0) + 0.5 - lat, f64::from(t.1) + 0.5 - lon);
-        dy * dy + dx * dx
-    };
-    tiles.sort_by(|a, b| centre(a).total_cmp(&centre(b)));
-    tiles
 }
 
 /// The tiles a load fired at (`lat`, `lon`) brings in, for a direction of
@@ -114,27 +90,21 @@ pub fn next_loads(
     let mut loads = Vec::new();
     let steps = (horizon_m / STEP_M).ceil() as u32;
     for step in 0..=steps {
-        let ahead_m = f64::from(step) * STEP_M;
-        let point = destination(position, motion.track_deg, ahead_m);
+        let point = destination(position, motion.track_deg, f64::from(step) * STEP_M);
         let mut fresh: Vec<Tile> = band(point.0, point.1, north, east)
             .into_iter()
             .filter(|tile| seen.insert(*tile))
             .collect();
-        // Within one load, nearer tiles first.
+        // Within one load, nearer tiles first (the short way round in longitude).
         let distance = |t: &Tile| {
-            let (dy, dx) = (
-                f64::from(t.0) + 0.5 - point.0,
-                f64::from(t.1) + 0.5 - point.1,
-            );
+            let dy = f64::from(t.0) + 0.5 - point.0;
+            let dx = (f64::from(t.1) + 0.5 - point.1 + 540.0).rem_euclid(360.0) - 180.0;
             dy * dy + dx * dx
         };
         fresh.sort_by(|a, b| distance(a).total_cmp(&distance(b)));
-        let eta = Duration::from_secs_f64(ahead_m / motion.speed_mps.max(1.0));
         loads.extend(fresh.into_iter().map(|tile| PredictedLoad {
             tile,
             trigger: point,
-            ahead_m,
-            eta,
         }));
     }
     loads
@@ -143,6 +113,7 @@ pub fn next_loads(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::motion::distance_m;
 
     fn motion(track_deg: f64) -> Motion {
         Motion {
@@ -171,7 +142,8 @@ mod tests {
             .collect();
         want.sort_unstable();
         assert_eq!(got, want);
-        assert!(loads.windows(2).all(|w| w[0].eta <= w[1].eta));
+        let ahead = |l: &PredictedLoad| distance_m((47.3, -5.5), l.trigger);
+        assert!(loads.windows(2).all(|w| ahead(&w[0]) <= ahead(&w[1])));
     }
 
     #[test]
@@ -183,7 +155,10 @@ mod tests {
         let mut got = tiles(&loads);
         got.sort_unstable();
         assert_eq!(got, (-8..=-4).map(|c| (50, c)).collect::<Vec<_>>());
-        assert_eq!(loads[0].ahead_m, 0.0, "fires where the aircraft is");
+        assert!(
+            distance_m(loads[0].trigger, (47.7, -5.5)) < 1.0,
+            "fires where the aircraft is"
+        );
     }
 
     #[test]
@@ -221,14 +196,7 @@ mod tests {
             got.iter().all(|&(_, c)| (-180..180).contains(&c)),
             "{got:?}"
         );
-    }
-
-    #[test]
-    fn startup_covers_three_by_four_nearest_first() {
-        let got = startup_tiles(47.5, -5.2);
-        assert_eq!(got.len(), 12);
-        assert_eq!(got[0], (47, -6));
-        assert!(got.contains(&(48, -4)) && got.contains(&(46, -7)));
-        assert!(!got.contains(&(47, -8)));
+        // The first load's nearest tile is just across the antimeridian.
+        assert_eq!(got[0], (10, -180), "{got:?}");
     }
 }

@@ -4,7 +4,8 @@
 //! Every cycle (and at once when X-Plane opens a DSF) it plans: first the
 //! textures of tiles X-Plane just opened (it reads them next, and once it
 //! does, the tile is its own: it leaves the plan), then those
-//! of the tiles [`predict`](super::predict) expects along the track, each
+//! of the tiles [`predict`](super::predict) expects along the track that
+//! X-Plane has not loaded yet, each
 //! with only the ranges X-Plane will read ([`ranges`](super::ranges)),
 //! skipping what is cached. Work is bounded: at most `max_in_flight`
 //! textures at once (the slot is taken before the task is spawned), which
@@ -36,8 +37,9 @@ use super::ranges;
 use super::stats::{PrefetchStats, PrefetchStatus};
 use crate::coord::TextureId;
 use crate::fs::FsObserver;
+use crate::package::dsf_tile;
 use crate::telemetry::motion::distance_m;
-use crate::telemetry::{inferred::dsf_tile, InferredPosition, Telemetry};
+use crate::telemetry::{InferredPosition, Telemetry};
 use crate::texture::TextureService;
 
 /// A DSF open or a read that missed the cache this recently means a live
@@ -45,6 +47,14 @@ use crate::texture::TextureService;
 const LIVE_QUIET: Duration = Duration::from_millis(500);
 /// How often the pause is checked while paused.
 const PAUSE_POLL: Duration = Duration::from_millis(50);
+/// X-Plane keeps the tiles it loaded while the aircraft is within this
+/// many tiles of them (its load area is about 3 around the aircraft, plus
+/// the band ahead); farther ones may be unloaded and loaded again.
+const LOADED_KEPT_TILES: i32 = 4;
+/// However fast the aircraft moves, plan no farther ahead than this: a
+/// position jump that slipped through as motion must not plan half the
+/// planet.
+const MAX_HORIZON_M: f64 = 500_000.0;
 
 /// How the prefetcher runs.
 #[derive(Debug, Clone)]
@@ -90,8 +100,12 @@ struct Shared {
     telemetry: Telemetry,
     inferred: Option<InferredPosition>,
     config: PrefetchConfig,
-    /// Tiles X-Plane opened, and when.
+    /// Tiles X-Plane opened and has not read from yet, and when.
     opened: Mutex<HashMap<Tile, Instant>>,
+    /// Tiles X-Plane opened or read, while the aircraft is near them: never
+    /// predicted again. Bounded by [`LOADED_KEPT_TILES`] around the fix,
+    /// and by the mounted tiles.
+    loaded: Mutex<HashSet<Tile>>,
     /// When X-Plane last opened a DSF or missed the cache on a read.
     last_live_load: Mutex<Option<Instant>>,
     wake: Notify,
@@ -129,6 +143,7 @@ impl Prefetcher {
                 inferred,
                 config,
                 opened: Mutex::default(),
+                loaded: Mutex::default(),
                 last_live_load: Mutex::default(),
                 wake: Notify::new(),
                 stats: PrefetchStats::default(),
@@ -174,6 +189,7 @@ impl FsObserver for Prefetcher {
             .unwrap_or_else(|e| e.into_inner())
             .insert(tile, Instant::now())
             .is_none();
+        shared.loaded().insert(tile);
         if let Some(inferred) = &shared.inferred {
             inferred.dsf_opened(tile.0, tile.1);
         }
@@ -195,11 +211,13 @@ impl FsObserver for Prefetcher {
             // X-Plane reads this tile now, what it needs at the levels it
             // chose: prefetching more of it (at the planner's more generous
             // levels) would only compete with the band ahead.
+            let tile = tile_of(center.0, center.1);
             shared
                 .opened
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&tile_of(center.0, center.1));
+                .remove(&tile);
+            shared.loaded().insert(tile);
         }
         if !shared.service.is_cached(id, range) {
             shared.live_load_now();
@@ -207,7 +225,18 @@ impl FsObserver for Prefetcher {
     }
 }
 
+/// How many tiles apart two tiles are (the larger of rows and columns,
+/// across the antimeridian the short way).
+fn tile_gap(a: Tile, b: Tile) -> i32 {
+    let columns = (a.1 - b.1).rem_euclid(360);
+    (a.0 - b.0).abs().max(columns.min(360 - columns))
+}
+
 impl Shared {
+    fn loaded(&self) -> std::sync::MutexGuard<'_, HashSet<Tile>> {
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn live_load_now(&self) {
         *self
             .last_live_load
@@ -270,14 +299,20 @@ impl Shared {
             });
             add_tile(*tile, from, &mut jobs);
         }
-        // Tiles ahead along the track, soonest first.
+        // Tiles ahead along the track that X-Plane has not loaded, soonest first.
         if let Some(fix) = fix {
+            let loaded: HashSet<Tile> = {
+                let mut loaded = self.loaded();
+                let here = tile_of(fix.lat, fix.lon);
+                loaded.retain(|t| tile_gap(*t, here) <= LOADED_KEPT_TILES);
+                loaded.clone()
+            };
             if let Some(motion) = fix.motion {
                 let horizon = self
                     .config
                     .horizon_m
-                    .max(motion.speed_mps * self.config.horizon_time.as_secs_f64());
-                let loaded: HashSet<Tile> = opened.iter().copied().collect();
+                    .max(motion.speed_mps * self.config.horizon_time.as_secs_f64())
+                    .min(MAX_HORIZON_M);
                 for load in predict::next_loads((fix.lat, fix.lon), motion, horizon, &loaded) {
                     add_tile(load.tile, load.trigger, &mut jobs);
                     if jobs.len() >= self.config.max_queue {
@@ -294,6 +329,15 @@ impl Shared {
         let mut tasks: JoinSet<TextureId> = JoinSet::new();
         let mut in_flight: HashMap<TextureId, (Tile, AbortHandle)> = HashMap::new();
         loop {
+            // Planning asks the caches about every texture ahead: not while
+            // X-Plane's burst is using them, when nothing new would start.
+            if self.live_busy(in_flight.len()) {
+                tokio::select! {
+                    done = tasks.join_next(), if !tasks.is_empty() => self.reap(done, &mut in_flight),
+                    () = tokio::time::sleep(PAUSE_POLL) => {}
+                }
+                continue;
+            }
             let plan = self.plan();
             let wanted: HashSet<Tile> = plan.iter().map(|j| j.tile).collect();
             in_flight.retain(|_, (tile, handle)| {
@@ -339,24 +383,31 @@ impl Shared {
                 let waiting_on_pause =
                     !pending.is_empty() && in_flight.len() < self.config.max_in_flight.max(1);
                 tokio::select! {
-                    done = tasks.join_next(), if !tasks.is_empty() => {
-                        match done {
-                            Some(Ok(id)) => {
-                                in_flight.remove(&id);
-                                self.stats.built.incr();
-                            }
-                            Some(Err(err)) => {
-                                // Aborted ones were removed already; a panic frees its slot here.
-                                in_flight.retain(|_, (_, handle)| handle.id() != err.id());
-                            }
-                            None => {}
-                        }
-                    }
+                    done = tasks.join_next(), if !tasks.is_empty() => self.reap(done, &mut in_flight),
                     () = tokio::time::sleep(PAUSE_POLL), if waiting_on_pause => {}
                     () = tokio::time::sleep_until(deadline) => break,
                     () = self.wake.notified() => break,
                 }
             }
+        }
+    }
+
+    /// Frees the slot of a finished prefetch.
+    fn reap(
+        &self,
+        done: Option<Result<TextureId, tokio::task::JoinError>>,
+        in_flight: &mut HashMap<TextureId, (Tile, AbortHandle)>,
+    ) {
+        match done {
+            Some(Ok(id)) => {
+                in_flight.remove(&id);
+                self.stats.built.incr();
+            }
+            Some(Err(err)) => {
+                // Aborted ones were removed already; a panic frees its slot here.
+                in_flight.retain(|_, (_, handle)| handle.id() != err.id());
+            }
+            None => {}
         }
     }
 }
@@ -444,6 +495,40 @@ mod tests {
         let after = prefetcher.plan();
         assert!(after.iter().all(|j| j.tile != (45, -6)), "{after:?}");
         assert_eq!(after.len(), plan.len() - 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tiles_x_plane_loaded_are_not_planned_again_while_it_is_near() {
+        let hub = Telemetry::new();
+        let prefetcher = Prefetcher::new(
+            service(),
+            Arc::new(catalog(44..60)),
+            hub.clone(),
+            None,
+            PrefetchConfig::default(),
+        );
+        northbound(&hub, 47.7);
+        let rows = |plan: &[Job]| -> Vec<i32> {
+            let mut rows: Vec<i32> = plan.iter().map(|j| j.tile.0).collect();
+            rows.dedup();
+            rows
+        };
+        assert_eq!(rows(&prefetcher.plan())[..3], [48, 49, 50]);
+        // X-Plane loads the band: one read in each of its tiles.
+        for row in 48..=50 {
+            let id = prefetcher.shared.catalog.textures_in_tile((row, -6))[0]
+                .id
+                .clone();
+            prefetcher.texture_read(&id, 0..65_536);
+        }
+        let plan = prefetcher.plan();
+        assert!(plan.iter().all(|j| j.tile.0 > 50), "{:?}", rows(&plan));
+        assert!(!plan.is_empty(), "the tiles beyond are still ahead");
+        // Far beyond, X-Plane has let them go: loaded again if ahead.
+        northbound(&hub, 43.7);
+        assert_eq!(rows(&prefetcher.plan())[..1], [44]);
+        northbound(&hub, 47.7);
+        assert_eq!(rows(&prefetcher.plan())[..3], [48, 49, 50]);
     }
 
     #[tokio::test(start_paused = true)]

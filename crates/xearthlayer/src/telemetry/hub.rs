@@ -3,8 +3,10 @@
 //! Each source keeps its own last values and motion history; [`Telemetry::fix`]
 //! answers with the freshest trusted one (Web API, then UDP, then what the
 //! reads inferred). A source whose values are older than its staleness limit
-//! is ignored until it reports again, so a paused or restarted X-Plane falls
-//! back to the inferred position by itself.
+//! is ignored until it reports again, so a restarted X-Plane falls back to
+//! the inferred position by itself. An inferred position older than the
+//! telemetry that went quiet is no fix: X-Plane quit or stopped loading,
+//! and nobody flies.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -101,7 +103,9 @@ impl Telemetry {
 
     /// A source's new values.
     pub fn report(&self, source: SourceKind, sample: Sample) {
-        if !sample.lat.is_finite() || !sample.lon.is_finite() || sample.lat.abs() > 90.0 {
+        // 0,0 is the datarefs' value before a flight is loaded: no position.
+        let unset = sample.lat == 0.0 && sample.lon == 0.0;
+        if unset || !sample.lat.is_finite() || !sample.lon.is_finite() || sample.lat.abs() > 90.0 {
             return;
         }
         let now = Instant::now();
@@ -122,11 +126,17 @@ impl Telemetry {
     pub fn fix(&self) -> Option<Fix> {
         let now = Instant::now();
         let sources = self.lock();
+        let telemetry_last = [SourceKind::WebApi, SourceKind::Udp]
+            .into_iter()
+            .filter_map(|kind| sources[kind as usize].last.map(|(at, _)| at))
+            .max();
         SourceKind::ALL.into_iter().find_map(|kind| {
             let state = &sources[kind as usize];
             let (at, sample) = state.last?;
             let age = now.saturating_duration_since(at);
-            (age <= kind.stale_after()).then(|| Fix {
+            // Reached only once telemetry is quiet (or never was).
+            let outlived = kind == SourceKind::Inferred && telemetry_last.is_some_and(|t| t >= at);
+            (age <= kind.stale_after() && !outlived).then(|| Fix {
                 source: kind,
                 lat: sample.lat,
                 lon: sample.lon,
@@ -178,6 +188,10 @@ mod tests {
             Some(120.0)
         );
         tokio::time::advance(STALE_AFTER + Duration::from_millis(1)).await;
+        // X-Plane went quiet, and has loaded nothing since: nobody flies.
+        assert_eq!(hub.fix(), None);
+        // It loads scenery (restarted): the reads tell where.
+        hub.report(SourceKind::Inferred, sample(47.5, -5.5));
         let fix = hub.fix().expect("inferred");
         assert_eq!((fix.source, fix.lat), (SourceKind::Inferred, 47.5));
         hub.report(SourceKind::Udp, sample(47.3, -6.2));
@@ -190,6 +204,7 @@ mod tests {
         let hub = Telemetry::new();
         hub.report(SourceKind::Udp, sample(f64::NAN, 0.0));
         hub.report(SourceKind::Udp, sample(91.0, 0.0));
+        hub.report(SourceKind::Udp, sample(0.0, 0.0));
         assert_eq!(hub.fix(), None);
     }
 }

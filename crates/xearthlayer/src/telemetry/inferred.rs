@@ -173,48 +173,9 @@ impl InferredPosition {
     }
 }
 
-/// The tile of a DSF file name such as `+47-006.dsf`: (lat, lon) of its
-/// south-west corner.
-pub fn dsf_tile(file_name: &str) -> Option<(i32, i32)> {
-    let stem = file_name.strip_suffix(".dsf")?;
-    if stem.len() != 7 || !stem.is_ascii() {
-        return None;
-    }
-    let (lat, lon) = stem.split_at(3);
-    let signed = |s: &str| -> Option<i32> {
-        let (sign, digits) = s.split_at(1);
-        if !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let value: i32 = digits.parse().ok()?;
-        match sign {
-            "+" => Some(value),
-            "-" => Some(-value),
-            _ => None,
-        }
-    };
-    let (lat, lon) = (signed(lat)?, signed(lon)?);
-    ((-90..90).contains(&lat) && (-180..180).contains(&lon)).then_some((lat, lon))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_dsf_names() {
-        assert_eq!(dsf_tile("+47-006.dsf"), Some((47, -6)));
-        assert_eq!(dsf_tile("-34+151.dsf"), Some((-34, 151)));
-        for bad in [
-            "+47-006.ter",
-            "47-006.dsf",
-            "+47-06.dsf",
-            "+95+000.dsf",
-            "+4a-006.dsf",
-        ] {
-            assert_eq!(dsf_tile(bad), None, "{bad}");
-        }
-    }
 
     #[tokio::test(start_paused = true)]
     async fn the_centre_of_a_burst_is_the_position() {

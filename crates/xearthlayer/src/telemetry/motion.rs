@@ -21,6 +21,14 @@ const MIN_SPAN: Duration = Duration::from_millis(900);
 const MAX_POINTS: usize = 256;
 /// Below this the aircraft is taken as standing: no track.
 const MIN_SPEED_MPS: f64 = 1.0;
+/// Faster than any aircraft at X-Plane's 16x time compression (Mach 1.5
+/// is about 500 m/s): a measured speed above it is a jump, not motion.
+const MAX_SPEED_MPS: f64 = 10_000.0;
+/// One step this long between two positions is a jump (a reposition or a
+/// new flight): positions before it say nothing about motion after it.
+/// At 16x and 600 kt the aircraft moves 5 km a second; telemetry comes
+/// several times a second and goes stale after 3 s.
+const JUMP_M: f64 = 25_000.0;
 
 /// Motion over the ground.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,6 +47,13 @@ pub struct MotionTracker {
 
 impl MotionTracker {
     pub fn push(&mut self, at: Instant, lat: f64, lon: f64) {
+        if self
+            .points
+            .back()
+            .is_some_and(|&(_, la, lo)| distance_m((la, lo), (lat, lon)) > JUMP_M)
+        {
+            self.points.clear();
+        }
         while self
             .points
             .front()
@@ -65,10 +80,12 @@ impl MotionTracker {
         }
         let metres = distance_m((lat0, lon0), (lat1, lon1));
         let speed_mps = metres / span.as_secs_f64();
-        (speed_mps >= MIN_SPEED_MPS).then(|| Motion {
-            track_deg: bearing_deg((lat0, lon0), (lat1, lon1)),
-            speed_mps,
-        })
+        (MIN_SPEED_MPS..=MAX_SPEED_MPS)
+            .contains(&speed_mps)
+            .then(|| Motion {
+                track_deg: bearing_deg((lat0, lon0), (lat1, lon1)),
+                speed_mps,
+            })
     }
 }
 
@@ -136,6 +153,29 @@ mod tests {
         tracker.push(start, 47.0, -6.0);
         tracker.push(start + Duration::from_secs(2), 47.0, -6.0);
         assert_eq!(tracker.motion(), None);
+    }
+
+    #[test]
+    fn a_jump_starts_the_track_afresh_and_no_speed_is_beyond_an_aircraft() {
+        let start = Instant::now();
+        let mut tracker = MotionTracker::default();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        // Northbound, then repositioned 300 km east: the track after the
+        // jump is the new one's, not the jump's.
+        tracker.push(at(0), 47.0, -6.0);
+        tracker.push(at(1000), 47.01, -6.0);
+        tracker.push(at(1100), 47.0, -2.0);
+        tracker.push(at(2100), 47.0, -1.99);
+        let motion = tracker.motion().expect("moving east");
+        assert!((motion.track_deg - 90.0).abs() < 0.5, "{motion:?}");
+        assert!(motion.speed_mps < 1000.0, "{motion:?}");
+        // Steps under the jump length but far too fast for any aircraft.
+        tracker.clear();
+        for i in 0..=10u64 {
+            let (lat, lon) = destination((47.0, -6.0), 0.0, 20_000.0 * i as f64);
+            tracker.push(at(100 * i), lat, lon);
+        }
+        assert_eq!(tracker.motion(), None, "200 km/s is no aircraft");
     }
 
     #[test]

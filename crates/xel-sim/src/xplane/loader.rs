@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use xearthlayer::coord::TextureId;
 use xearthlayer::dds::layout::{self, DdsFormat};
-use xearthlayer::telemetry::inferred::dsf_tile;
+use xearthlayer::package::dsf_tile;
 use xearthlayer::telemetry::motion::distance_m;
 
 use crate::burst::read_range;
