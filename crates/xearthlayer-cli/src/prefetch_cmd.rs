@@ -3,22 +3,30 @@
 //! X-Plane's loads read of each texture near a point, an airport or a flight
 //! plan's legs (the header and the levels its distance needs), nearest first
 //! or in route order, with a progress bar, an estimate of the download and a
-//! size limit. Resumable: what is already on disk is loaded, not downloaded
-//! again.
+//! size limit. Resumable: what is already on disk is not downloaded again,
+//! and neither counts in the estimate nor against the limit, so a run again
+//! with the same limit extends the cache. A texture the provider failed is
+//! counted, and fails the run (a run again retries it).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{ArgGroup, Args};
+use futures_util::stream::{self, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
+use xearthlayer::coord::TextureId;
 use xearthlayer::fs::TextureIndex;
 use xearthlayer::prefetch::{ranges, Catalog, CatalogTexture, IndexCatalog};
+use xearthlayer::texture::TextureService;
 
 use crate::args::{parse_size, CliResult, ServiceArgs};
 use crate::{airports, fms, route, xplane};
 
 /// Textures prefetched at once.
 const IN_FLIGHT: usize = 32;
+/// Disk cache files read at once while planning.
+const PLANNED_AT_ONCE: usize = 8;
 /// Typical size of one downloaded 256 px chunk, for the estimate.
 const CHUNK_BYTES: u64 = 14 << 10;
 
@@ -68,13 +76,6 @@ fn parse_point(s: &str) -> Result<(f64, f64), String> {
         return Err(bad());
     }
     Ok((lat, lon))
-}
-
-/// Chunks a texture read from `first_level` on costs at most: the header
-/// read's top row of 16, and (16/2^k)² for each level k from the first read
-/// down to 4 (levels 5..12 come from the level-4 chunk).
-fn chunks_for(first_level: u8) -> u64 {
-    16 + (first_level..=4).map(|k| (16u64 >> k).pow(2)).sum::<u64>()
 }
 
 /// The route to prefetch along (one point for an area), its radius in km and
@@ -134,60 +135,119 @@ pub async fn run(args: PrefetchArgs) -> CliResult {
         .into_iter()
         .flat_map(|tile| catalog.textures_in_tile(tile).to_vec())
         .collect();
-    let mut jobs = route::textures_along(&route, radius_km * 1000.0, &textures);
-    let mut estimate = 0u64;
-    let limit = args.max_size.unwrap_or(u64::MAX);
-    let mut planned = 0;
-    for (distance, _) in &jobs {
-        let cost = chunks_for(ranges::first_level(*distance)) * CHUNK_BYTES;
-        if estimate + cost > limit {
-            break;
-        }
-        estimate += cost;
-        planned += 1;
-    }
-    let skipped = jobs.len() - planned;
-    jobs.truncate(planned);
+    let jobs = route::textures_along(&route, radius_km * 1000.0, &textures);
+    let plan = plan(&service, jobs, args.max_size.unwrap_or(u64::MAX)).await;
     println!(
-        "{} textures within {radius_km} km of {place_name}; at most {} MiB to download{}",
-        jobs.len(),
-        estimate >> 20,
-        if skipped > 0 {
-            format!(" ({skipped} more left out by --max-size)")
+        "{} textures within {radius_km} km of {place_name}: {} already cached, {} to fetch, \
+         at most {} chunks ({} MiB) to download{}",
+        plan.cached + plan.jobs.len() + plan.left_out,
+        plan.cached,
+        plan.jobs.len(),
+        plan.chunks,
+        (plan.chunks * CHUNK_BYTES) >> 20,
+        if plan.left_out > 0 {
+            format!(" ({} more left out by --max-size)", plan.left_out)
         } else {
             String::new()
         }
     );
-    let bar = ProgressBar::new(jobs.len() as u64).with_style(
+    let bar = ProgressBar::new(plan.jobs.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} textures, {elapsed} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut tasks = tokio::task::JoinSet::new();
-    for (distance, id) in jobs {
+    let (mut fetched, mut failed) = (0usize, 0usize);
+    // A task that panicked fetched nothing it can vouch for.
+    let mut count = |done: Result<bool, tokio::task::JoinError>| match done {
+        Ok(true) => fetched += 1,
+        _ => failed += 1,
+    };
+    for (distance, id) in plan.jobs {
         // The slot is taken before the task exists: at most IN_FLIGHT tasks.
         let permit = Arc::clone(&slots).acquire_owned().await?;
         let (service, bar) = (service.clone(), bar.clone());
         tasks.spawn(async move {
+            let mut complete = true;
             for range in ranges::ranges(format, distance) {
-                service.prefetch(&id, range).await;
+                complete &= service.prefetch(&id, range).await;
             }
             bar.inc(1);
             drop(permit);
+            complete
         });
-        while tasks.try_join_next().is_some() {}
+        while let Some(done) = tasks.try_join_next() {
+            count(done);
+        }
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(done) = tasks.join_next().await {
+        count(done);
+    }
     bar.finish();
     service.flush().await;
     let m = service.metrics().snapshot();
     println!(
-        "done: {} chunks downloaded ({} MiB), {} textures found on disk",
+        "done: {} chunks downloaded ({} MiB), {} textures fetched, {} already cached",
         m.chunk_requests,
         m.chunk_bytes >> 20,
-        m.disk_hits
+        fetched,
+        plan.cached
     );
+    if failed > 0 {
+        // What was fetched is on disk: a new run fetches only the rest.
+        return Err(format!("{failed} textures could not be fetched: run again to retry").into());
+    }
     Ok(())
+}
+
+/// What a run will fetch: the textures with parts still missing, in order,
+/// until the estimate reaches the size limit.
+struct Plan {
+    jobs: Vec<(f64, TextureId)>,
+    /// Chunks the jobs need at most.
+    chunks: u64,
+    /// Textures whose parts are all in the cache already.
+    cached: usize,
+    /// Textures past the size limit.
+    left_out: usize,
+}
+
+/// Finds what each texture still misses (its disk cache file is read, a
+/// few at once, in order), and keeps the textures that miss something
+/// until their chunks reach `limit` bytes: a run again with the same limit
+/// goes on where the last one stopped.
+async fn plan(service: &TextureService, jobs: Vec<(f64, TextureId)>, limit: u64) -> Plan {
+    let format = service.format();
+    let total = jobs.len();
+    let mut missing = stream::iter(jobs)
+        .map(|(distance, id)| async move {
+            let mut units = BTreeSet::new();
+            for range in ranges::ranges(format, distance) {
+                units.extend(service.missing_units(&id, range).await);
+            }
+            let chunks: u64 = units.iter().map(|u| u.chunks(&id).len() as u64).sum();
+            (distance, id, chunks)
+        })
+        .buffered(PLANNED_AT_ONCE);
+    let mut plan = Plan {
+        jobs: Vec::new(),
+        chunks: 0,
+        cached: 0,
+        left_out: 0,
+    };
+    while let Some((distance, id, chunks)) = missing.next().await {
+        if chunks == 0 {
+            plan.cached += 1;
+            continue;
+        }
+        if (plan.chunks + chunks) * CHUNK_BYTES > limit {
+            break;
+        }
+        plan.chunks += chunks;
+        plan.jobs.push((distance, id));
+    }
+    plan.left_out = total - plan.cached - plan.jobs.len();
+    plan
 }
 
 #[cfg(test)]
@@ -195,10 +255,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn points_and_chunk_costs() {
+    fn points() {
         assert_eq!(parse_point("47.5, -5.6"), Ok((47.5, -5.6)));
         assert!(parse_point("47.5").is_err() && parse_point("95,0").is_err());
-        assert_eq!(chunks_for(4), 17);
-        assert_eq!(chunks_for(0), 16 + 256 + 64 + 16 + 4 + 1);
     }
 }

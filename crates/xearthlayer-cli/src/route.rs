@@ -4,7 +4,7 @@
 //! how many of its levels X-Plane will read). A route of one point is an
 //! area around it, nearest first.
 
-use xearthlayer::coord::TextureId;
+use xearthlayer::coord::{wrap_lon, TextureId};
 use xearthlayer::prefetch::CatalogTexture;
 use xearthlayer::telemetry::motion::distance_m;
 
@@ -13,7 +13,8 @@ const METRES_PER_DEGREE: f64 = 111_320.0;
 
 /// Points along the route, no more than `step_m` apart, with the distance
 /// flown to each: legs are cut into equal steps (straight in latitude and
-/// longitude, which is close to the great circle over legs this short).
+/// longitude, which is close to the great circle over legs this short, and
+/// the short way round: a leg from 179°E to 179°W crosses the antimeridian).
 fn samples(route: &[(f64, f64)], step_m: f64) -> Vec<((f64, f64), f64)> {
     let mut out = Vec::new();
     let mut flown = 0.0;
@@ -24,9 +25,10 @@ fn samples(route: &[(f64, f64)], step_m: f64) -> Vec<((f64, f64), f64)> {
         let (a, b) = (leg[0], leg[1]);
         let length = distance_m(a, b);
         let steps = (length / step_m).ceil().max(1.0) as usize;
+        let lon_step = wrap_lon(b.1 - a.1);
         for i in 1..=steps {
             let f = i as f64 / steps as f64;
-            let point = (a.0 + (b.0 - a.0) * f, a.1 + (b.1 - a.1) * f);
+            let point = (a.0 + (b.0 - a.0) * f, wrap_lon(a.1 + lon_step * f));
             out.push((point, flown + length * f));
         }
         flown += length;
@@ -85,6 +87,29 @@ mod tests {
             .into_iter()
             .flat_map(|t| catalog.textures_in_tile(t).to_vec())
             .collect()
+    }
+
+    #[test]
+    fn a_transpacific_leg_crosses_the_antimeridian() {
+        // 179°E to 179°W on the equator: 222 km across the date line.
+        let route = [(0.0, 179.0), (0.0, -179.0)];
+        let points = samples(&route, 10_000.0);
+        for pair in points.windows(2) {
+            let ((a, _), (b, _)) = (pair[0], pair[1]);
+            assert!(distance_m(a, b) < 10_001.0, "{a:?} to {b:?}");
+            assert!(
+                (-180.0..180.0).contains(&b.1) && b.1.abs() >= 179.0 - 1e-9,
+                "{b:?}"
+            );
+        }
+        let on_the_line = TextureId::parse("32768_65520_BI16.dds").unwrap();
+        let far_side = TextureId::parse("32768_32768_BI16.dds").unwrap();
+        let catalog = IndexCatalog::from_ids([on_the_line.clone(), far_side]);
+        let along = textures_along(&route, 5_000.0, &all(&catalog));
+        assert_eq!(
+            along.iter().map(|(_, id)| id).collect::<Vec<_>>(),
+            [&on_the_line]
+        );
     }
 
     #[test]

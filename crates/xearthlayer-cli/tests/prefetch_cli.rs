@@ -2,13 +2,19 @@
 //! server and a disk cache in a temporary folder. Along a flight plan it
 //! fills the cache; run again, it downloads nothing (resumable); around an
 //! airport of a made-up X-Plane install it finds what the route already
-//! fetched; bad input fails with a message naming the file and line.
+//! fetched; bad input fails with a message naming the file and line. Around
+//! a point, then a service started on the same cache serves X-Plane's load
+//! of the area with no download. A failing provider fails the run, and a
+//! run again fetches only what is missing; the size limit counts only that.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
+use xel_sim::mounts::{can_mount, is_mounted};
 use xel_sim::package::{create_package, PackageSpec};
-use xel_sim::server::{start_in_background, ServerConfig};
+use xel_sim::server::{start_in_background, Faults, ServerConfig};
+use xel_sim::xplane::loader::{LoaderConfig, SceneryLoader};
 
 fn xearthlayer(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
@@ -142,4 +148,231 @@ fn along_a_flight_plan_then_again_with_nothing_to_download() {
         text(&bad)
     );
     assert_eq!(server.stats().requests, fetched);
+}
+
+/// The count in `N textures could not be fetched`, if the run says so.
+fn failed(out: &Output) -> Option<u64> {
+    let all = text(out);
+    let before = all.split(" textures could not be fetched").next()?;
+    if before.len() == all.len() {
+        return None;
+    }
+    before.split_whitespace().last()?.parse().ok()
+}
+
+#[test]
+fn a_failing_provider_fails_the_run_and_a_rerun_fetches_only_the_rest() {
+    // No imagery at zoom 12 (ZL16 - 4): each texture's low levels fail,
+    // its header strip is built and stored.
+    let server = start_in_background(ServerConfig {
+        faults: Faults {
+            not_found_zooms: Faults::zooms([12]),
+            ..Faults::default()
+        },
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let package = create_package(
+        &home.path().join("pkg"),
+        &PackageSpec {
+            textures: 4,
+            ..PackageSpec::default()
+        },
+    )
+    .unwrap();
+    let cache = home.path().join("cache");
+    let url = server.url_template();
+    // 75 km away: read at mip 4 and below, the header strip (zoom 16) and
+    // the low chunk (zoom 12).
+    let args = [
+        "prefetch",
+        "--source",
+        package.root.to_str().unwrap(),
+        "--around",
+        "47.5,-4.6",
+        "--radius",
+        "200",
+        "--url",
+        &url,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    let first = xearthlayer(home.path(), &args);
+    assert!(!first.status.success(), "{}", text(&first));
+    assert_eq!(failed(&first), Some(4), "{}", text(&first));
+    assert!(
+        text(&first).contains("run again to retry"),
+        "{}",
+        text(&first)
+    );
+    assert_eq!(server.stats().by_zoom.get(&12), Some(&4));
+
+    // The provider is back: only the four low-level chunks are missing.
+    server.set_faults(Faults::default());
+    server.reset_stats();
+    let second = xearthlayer(home.path(), &args);
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(failed(&second), None, "{}", text(&second));
+    assert!(
+        text(&second).contains("at most 4 chunks"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(downloaded(&second), 4, "{}", text(&second));
+    assert_eq!(server.stats().requests, 4);
+
+    let third = xearthlayer(home.path(), &args);
+    assert!(third.status.success(), "{}", text(&third));
+    assert!(
+        text(&third).contains("4 already cached, 0 to fetch"),
+        "{}",
+        text(&third)
+    );
+    assert_eq!(server.stats().requests, 4);
+}
+
+#[test]
+fn the_size_limit_counts_what_is_missing_so_a_rerun_extends_the_cache() {
+    let server = start_in_background(ServerConfig::default()).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let package = create_package(
+        &home.path().join("pkg"),
+        &PackageSpec {
+            textures: 4,
+            ..PackageSpec::default()
+        },
+    )
+    .unwrap();
+    let cache = home.path().join("cache");
+    let url = server.url_template();
+    // Far enough that every texture is read at mip 4 and below: the header
+    // strip (16 chunks) and the low chunk, 17 chunks of 14 KiB each; 600
+    // KiB holds two textures.
+    let args = [
+        "prefetch",
+        "--source",
+        package.root.to_str().unwrap(),
+        "--around",
+        "47.5,-4.6",
+        "--radius",
+        "200",
+        "--max-size",
+        "600KiB",
+        "--url",
+        &url,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    let first = xearthlayer(home.path(), &args);
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(
+        text(&first).contains("2 more left out by --max-size"),
+        "{}",
+        text(&first)
+    );
+    assert_eq!(downloaded(&first), 34, "{}", text(&first));
+
+    // Same limit again: the two cached textures cost nothing, the other two
+    // are fetched now.
+    let second = xearthlayer(home.path(), &args);
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        text(&second).contains("2 already cached, 2 to fetch"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(downloaded(&second), 34, "{}", text(&second));
+    assert_eq!(server.stats().requests, 68);
+}
+
+/// Stops `start` and detaches its mount, also when the test fails midway.
+struct Service(Child, PathBuf);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        // SAFETY: kill with a pid we own; SIGTERM unmounts.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+        if is_mounted(&self.1) {
+            let path = std::ffi::CString::new(self.1.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid C string; detaching our own test mount.
+            unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+#[test]
+fn around_a_point_then_a_restarted_service_loads_the_area_with_no_download() {
+    if !can_mount() {
+        return;
+    }
+    let server = start_in_background(ServerConfig::default()).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let package = create_package(
+        &home.path().join("pkg"),
+        &PackageSpec {
+            textures: 4,
+            ..PackageSpec::default()
+        },
+    )
+    .unwrap();
+    let cache = home.path().join("cache");
+    let url = server.url_template();
+    let prefetch = xearthlayer(
+        home.path(),
+        &[
+            "prefetch",
+            "--source",
+            package.root.to_str().unwrap(),
+            "--around",
+            "47.5,-5.6",
+            "--url",
+            &url,
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+    );
+    assert!(prefetch.status.success(), "{}", text(&prefetch));
+    assert!(downloaded(&prefetch) > 0, "{}", text(&prefetch));
+
+    // A new process on the same cache, without telemetry (no prefetch of
+    // its own): X-Plane at the point loads the area through the mount.
+    server.reset_stats();
+    let mnt = home.path().join("pkg_xel");
+    let child = Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
+        .arg("start")
+        .arg("--source")
+        .arg(&package.root)
+        .arg("--mountpoint")
+        .arg(&mnt)
+        .args(["--url", &url, "--cache-dir"])
+        .arg(&cache)
+        .args(["--telemetry", "off", "--no-tui"])
+        .env("HOME", home.path())
+        .env_remove("XEARTHLAYER_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let service = Service(child, mnt.clone());
+    let start = Instant::now();
+    while !is_mounted(&mnt) {
+        assert!(start.elapsed() < Duration::from_secs(10), "never mounted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut loader =
+        SceneryLoader::scan(std::slice::from_ref(&mnt), LoaderConfig::default()).unwrap();
+    let position = (47.5, -5.6);
+    let tiles = loader.due(position);
+    let load = loader.load(&tiles, position).unwrap();
+    assert_eq!(load.textures.len(), 4, "{:?}", load.tiles);
+    assert!(
+        load.textures.iter().any(|t| t.level == 0),
+        "nothing read in full: {:?}",
+        load.textures
+    );
+    assert_eq!(server.stats().requests, 0, "the load downloaded");
+    drop(service);
 }

@@ -219,6 +219,12 @@ impl Bounds {
     }
 }
 
+/// A longitude in degrees brought into -180..180: the same meridian, so a
+/// difference of longitudes wrapped this way is the short way round.
+pub fn wrap_lon(lon: f64) -> f64 {
+    (lon + 180.0).rem_euclid(360.0) - 180.0
+}
+
 /// Fractional tile coordinates (x, y) of a point at `zoom`.
 /// Latitude is clamped to the mercator limit.
 pub fn lat_lon_to_tile(zoom: u8, lat: f64, lon: f64) -> (f64, f64) {

@@ -32,6 +32,7 @@ use tokio::time::Instant;
 
 use super::hub::{Sample, SourceKind, Telemetry};
 use super::motion::{bearing_deg, distance_m, Motion};
+use crate::coord::wrap_lon;
 
 /// Events further apart than this belong to different loading bursts. While
 /// X-Plane loads, its loader threads read without pause (every read is
@@ -41,24 +42,31 @@ const BURST_GAP: Duration = Duration::from_secs(10);
 /// Successive loads' centres are 1-3° apart in flight; further is a jump.
 const MAX_STEP_M: f64 = 500_000.0;
 
-/// A running mean of (lat, lon) points.
+/// A running mean of (lat, lon) points. Longitudes are summed as wrapped
+/// offsets from the first one, so tiles either side of the antimeridian
+/// average to a point on it, not to the far side of the planet.
 #[derive(Debug, Default, Clone, Copy)]
 struct Centre {
+    first_lon: f64,
+    /// Latitudes, and longitudes less `first_lon`.
     sum: (f64, f64),
     count: u32,
 }
 
 impl Centre {
     fn add(&mut self, lat: f64, lon: f64) {
+        if self.count == 0 {
+            self.first_lon = lon;
+        }
         self.sum.0 += lat;
-        self.sum.1 += lon;
+        self.sum.1 += wrap_lon(lon - self.first_lon);
         self.count += 1;
     }
 
     fn get(&self) -> Option<(f64, f64)> {
         (self.count > 0).then(|| {
             let n = f64::from(self.count);
-            (self.sum.0 / n, self.sum.1 / n)
+            (self.sum.0 / n, wrap_lon(self.first_lon + self.sum.1 / n))
         })
     }
 }
@@ -176,6 +184,25 @@ impl InferredPosition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_across_the_antimeridian_is_centred_on_it() {
+        let hub = Telemetry::new();
+        let inferred = InferredPosition::new(hub.clone());
+        for lon in [178, 179, -180, -179] {
+            inferred.dsf_opened(10, lon);
+        }
+        let fix = hub.fix().expect("inferred");
+        // Centres 178.5, 179.5, -179.5, -178.5: their middle is 180°.
+        assert!(
+            (fix.lat - 10.5).abs() < 1e-9 && (fix.lon.abs() - 180.0).abs() < 1e-9,
+            "{fix:?}"
+        );
+        inferred.dsf_opened(10, -179);
+        let fix = hub.fix().expect("inferred");
+        // -178.5 twice: the mean is 0.3° east of the antimeridian.
+        assert!((fix.lon + 179.7).abs() < 1e-9, "{fix:?}");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_centre_of_a_burst_is_the_position() {

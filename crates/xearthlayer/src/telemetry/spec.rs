@@ -56,7 +56,7 @@ impl FromStr for TelemetrySpec {
         let addr = host_port
             .to_socket_addrs()
             .ok()
-            .and_then(|mut addrs| addrs.next())
+            .and_then(preferred_address)
             .ok_or_else(|| TelemetryError::BadAddress(text.to_string()))?;
         match scheme.to_ascii_lowercase().as_str() {
             "udp" => Ok(TelemetrySpec::Udp(addr)),
@@ -64,6 +64,20 @@ impl FromStr for TelemetrySpec {
             _ => Err(bad()),
         }
     }
+}
+
+/// The address to use of those a host name resolves to: the first IPv4
+/// one, else the first. `localhost` often resolves to `[::1]` first, while
+/// X-Plane listens on IPv4 only.
+fn preferred_address(addrs: impl IntoIterator<Item = SocketAddr>) -> Option<SocketAddr> {
+    let mut first = None;
+    for addr in addrs {
+        if addr.is_ipv4() {
+            return Some(addr);
+        }
+        first = first.or(Some(addr));
+    }
+    first
 }
 
 impl std::fmt::Display for TelemetrySpec {
@@ -100,6 +114,25 @@ mod tests {
         );
         let spec: TelemetrySpec = "http://127.0.0.1:8086".parse().unwrap();
         assert_eq!(spec.to_string().parse(), Ok(spec));
+    }
+
+    #[test]
+    fn a_host_with_several_addresses_gets_its_ipv4_one() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            preferred_address([addr("[::1]:49000"), addr("127.0.0.1:49000")]),
+            Some(addr("127.0.0.1:49000"))
+        );
+        assert_eq!(
+            preferred_address([addr("10.0.0.2:1"), addr("[::1]:1"), addr("10.0.0.3:1")]),
+            Some(addr("10.0.0.2:1"))
+        );
+        // IPv6 only: still usable.
+        assert_eq!(
+            preferred_address([addr("[::1]:8086"), addr("[fe80::1]:8086")]),
+            Some(addr("[::1]:8086"))
+        );
+        assert_eq!(preferred_address([]), None);
     }
 
     #[test]

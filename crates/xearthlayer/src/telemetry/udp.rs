@@ -170,6 +170,40 @@ async fn session(xplane: SocketAddr, telemetry: &Telemetry) -> std::io::Result<(
 mod tests {
     use super::*;
 
+    /// The bytes X-Plane expects, written out by hand from its protocol
+    /// (DOMAIN.md), not from this module's encoder: a layout bug shared by
+    /// the encoder and the simulated X-Plane (which uses it) fails here.
+    #[test]
+    fn a_request_is_exactly_x_planes_413_bytes() {
+        let name = "sim/flightmodel/position/latitude";
+        let mut golden: Vec<u8> = b"RREF\0".to_vec();
+        golden.extend([0x0a, 0x00, 0x00, 0x00]); // 10 Hz, int32 LE
+        golden.extend([0x02, 0x01, 0x00, 0x00]); // index 258, int32 LE
+        golden.extend(name.bytes());
+        golden.extend(std::iter::repeat_n(0u8, 400 - name.len()));
+        assert_eq!(golden.len(), 413);
+        let request = RrefRequest {
+            frequency: 10,
+            index: 258,
+            name: name.to_string(),
+        };
+        assert_eq!(request.encode(), golden);
+        assert_eq!(RrefRequest::decode(&golden), Some(request));
+    }
+
+    #[test]
+    fn an_answer_built_by_hand_decodes() {
+        let mut answer: Vec<u8> = b"RREF,".to_vec();
+        answer.extend([0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3d, 0x42]); // 0: 47.25
+        answer.extend([0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0xd0, 0xc0]); // 258: -6.5
+        assert_eq!(decode_values(&answer), Some(vec![(0, 47.25), (258, -6.5)]));
+        // The byte after "RREF" is not part of the values, whatever it is.
+        answer[4] = b'O';
+        assert_eq!(decode_values(&answer), Some(vec![(0, 47.25), (258, -6.5)]));
+        answer[4] = b',';
+        assert_eq!(encode_values(&[(0, 47.25), (258, -6.5)]), answer);
+    }
+
     #[test]
     fn requests_and_answers_round_trip() {
         let request = RrefRequest {

@@ -164,7 +164,7 @@ impl Inner {
     }
 
     /// Fills a new entry from the disk cache, once.
-    async fn load_from_disk(self: &Arc<Self>, entry: &Arc<TextureEntry>) {
+    pub(super) async fn load_from_disk(self: &Arc<Self>, entry: &Arc<TextureEntry>) {
         let Some(disk) = &entry.disk else { return };
         entry
             .disk_loaded

@@ -26,6 +26,7 @@ use super::build;
 use super::downloads::Downloads;
 use super::entry::{EntryKey, TextureEntry};
 use super::memory_budget::MemoryBudget;
+use super::plan::{self, Unit};
 use super::pool::CpuPool;
 use super::registry::{Found, Registry};
 use crate::cache::{DiskCache, TextureKey};
@@ -316,6 +317,25 @@ impl TextureService {
         let entry = self.entry(id);
         self.inner.metrics.prefetches.incr();
         self.inner.ensure(&entry, range, None).await && !entry.state.is_degraded()
+    }
+
+    /// The units of `range` that a [`prefetch`](Self::prefetch) of it would
+    /// still build: those neither in memory nor in the texture's disk cache
+    /// file, which is read to find out (once, as a prefetch would: the
+    /// entry keeps what it loaded, in the memory cache's bound).
+    pub async fn missing_units(&self, id: &TextureId, range: Range<u64>) -> Vec<Unit> {
+        let entry = self.entry(id);
+        self.inner.load_from_disk(&entry).await;
+        let format = self.format();
+        plan::units_touching(format, range.clone())
+            .into_iter()
+            .filter(|u| {
+                let r = u.range(format);
+                !entry
+                    .state
+                    .is_built(r.start.max(range.start)..r.end.min(range.end))
+            })
+            .collect()
     }
 
     /// `range` of the texture is in memory, or known to be in its disk
