@@ -12,6 +12,7 @@
 use std::collections::HashSet;
 
 use super::catalog::{tile_of, Tile};
+use crate::coord::wrap_lon;
 use crate::telemetry::motion::{destination, Motion};
 
 /// How far into a tile (in degrees, along the direction of travel) a load fires.
@@ -98,7 +99,7 @@ pub fn next_loads(
         // Within one load, nearer tiles first (the short way round in longitude).
         let distance = |t: &Tile| {
             let dy = f64::from(t.0) + 0.5 - point.0;
-            let dx = (f64::from(t.1) + 0.5 - point.1 + 540.0).rem_euclid(360.0) - 180.0;
+            let dx = wrap_lon(f64::from(t.1) + 0.5 - point.1);
             dy * dy + dx * dx
         };
         fresh.sort_by(|a, b| distance(a).total_cmp(&distance(b)));

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::coord::wrap_lon;
+
 /// Mean Earth radius, metres.
 pub const EARTH_RADIUS_M: f64 = 6_371_000.0;
 /// Positions older than this are not used for motion.
@@ -117,10 +119,7 @@ pub fn destination(from: (f64, f64), bearing: f64, metres: f64) -> (f64, f64) {
     );
     let lat2 = (lat1.sin() * d.cos() + lat1.cos() * d.sin() * th.cos()).asin();
     let lon2 = lon1 + (th.sin() * d.sin() * lat1.cos()).atan2(d.cos() - lat1.sin() * lat2.sin());
-    (
-        lat2.to_degrees(),
-        (lon2.to_degrees() + 540.0).rem_euclid(360.0) - 180.0,
-    )
+    (lat2.to_degrees(), wrap_lon(lon2.to_degrees()))
 }
 
 #[cfg(test)]
