@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use xearthlayer::telemetry::{self, SourceKind, Telemetry, TelemetrySpec};
 use xel_sim::xplane::flight::KT;
-use xel_sim::xplane::{FlightPlan, SimXPlane};
+use xel_sim::xplane::{FlightPlan, SimXPlane, WebApiVersion};
 
 /// Polls `check` until it holds, failing after `within`.
 async fn until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
@@ -93,14 +93,40 @@ async fn web_api_looks_up_subscribes_and_survives_a_restart_with_new_ids() {
     let clients = telemetry::spawn(&spec, &hub);
     values_and_motion(&hub, &sim, SourceKind::WebApi).await;
     let http = reqwest::Client::new();
-    let before = telemetry::webapi::lookup_ids(&http, sim.web_addr())
+    let (version, before) = telemetry::webapi::lookup_ids(&http, sim.web_addr())
         .await
         .unwrap();
+    assert_eq!(version, "v2");
     goes_away_and_comes_back(&hub, &mut sim, SourceKind::WebApi).await;
-    let after = telemetry::webapi::lookup_ids(&http, sim.web_addr())
+    let (_, after) = telemetry::webapi::lookup_ids(&http, sim.web_addr())
         .await
         .unwrap();
     assert_ne!(before, after, "a restarted X-Plane has new dataref ids");
+    clients.iter().for_each(|c| c.abort());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_api_v1_of_x_plane_12_1_1_is_spoken_too() {
+    let sim = SimXPlane::start_with_web_api(plan(), WebApiVersion::V1)
+        .await
+        .unwrap();
+    let hub = Telemetry::new();
+    let clients = telemetry::spawn(&TelemetrySpec::WebApi(sim.web_addr()), &hub);
+    values_and_motion(&hub, &sim, SourceKind::WebApi).await;
+    let http = reqwest::Client::new();
+    let (version, _) = telemetry::webapi::lookup_ids(&http, sim.web_addr())
+        .await
+        .unwrap();
+    assert_eq!(version, "v1");
+    // That X-Plane has no v2 routes, and no root endpoint.
+    for path in [
+        "api",
+        "api/v2/datarefs?filter[name]=sim/flightmodel/position/latitude",
+    ] {
+        let url = format!("http://{}/{path}", sim.web_addr());
+        let status = http.get(url).send().await.unwrap().status();
+        assert_eq!(status, 404, "{path}");
+    }
     clients.iter().for_each(|c| c.abort());
 }
 

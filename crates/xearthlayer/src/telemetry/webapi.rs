@@ -1,6 +1,10 @@
 //! X-Plane's local Web API (12.1.1 and later): REST look-up of dataref ids,
 //! then a WebSocket subscription to their values.
 //!
+//! The dataref calls are the same in v1 (X-Plane 12.1.1 to 12.1.3) and v2
+//! (12.1.4 on, which later versions keep serving): the client asks v2 first
+//! and speaks v1 to a simulator that has no v2 routes.
+//!
 //! Ids are valid for one simulator session, so every (re)connection looks
 //! them up again. X-Plane sends only values that changed: when nothing
 //! arrives for [`STALE_AFTER`] the client asks one value over REST; if
@@ -12,6 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -22,6 +27,8 @@ use super::{DATAREFS, STALE_AFTER};
 pub const DEFAULT_PORT: u16 = 8086;
 /// Bound on every REST call and on the WebSocket handshake.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// The API versions spoken, preferred first.
+const VERSIONS: [&str; 2] = ["v2", "v1"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebApiError {
@@ -66,14 +73,32 @@ pub async fn run(xplane: SocketAddr, telemetry: Telemetry) {
     }
 }
 
-/// The ids of [`DATAREFS`] in this simulator session.
+/// The API version X-Plane speaks and the ids of [`DATAREFS`] in this
+/// simulator session.
 pub async fn lookup_ids(
     http: &reqwest::Client,
     xplane: SocketAddr,
+) -> Result<(&'static str, Vec<u64>), WebApiError> {
+    for version in VERSIONS {
+        match lookup_ids_in(http, xplane, version).await {
+            // No such route: an older X-Plane.
+            Err(WebApiError::Http(err)) if err.status() == Some(StatusCode::NOT_FOUND) => continue,
+            found => return found.map(|ids| (version, ids)),
+        }
+    }
+    Err(WebApiError::Protocol(format!(
+        "no dataref look-up in API versions {VERSIONS:?}"
+    )))
+}
+
+async fn lookup_ids_in(
+    http: &reqwest::Client,
+    xplane: SocketAddr,
+    version: &str,
 ) -> Result<Vec<u64>, WebApiError> {
     let mut ids = Vec::with_capacity(DATAREFS.len());
     for name in DATAREFS {
-        let url = format!("http://{xplane}/api/v2/datarefs?filter[name]={name}");
+        let url = format!("http://{xplane}/api/{version}/datarefs?filter[name]={name}");
         let answer: Value = get_json(http, &url).await?;
         let id = answer["data"]
             .as_array()
@@ -97,10 +122,10 @@ async fn session(
     xplane: SocketAddr,
     telemetry: &Telemetry,
 ) -> Result<(), WebApiError> {
-    let ids = lookup_ids(http, xplane).await?;
+    let (version, ids) = lookup_ids(http, xplane).await?;
     let (mut socket, _) = tokio::time::timeout(
         CALL_TIMEOUT,
-        tokio_tungstenite::connect_async(format!("ws://{xplane}/api/v2")),
+        tokio_tungstenite::connect_async(format!("ws://{xplane}/api/{version}")),
     )
     .await
     .map_err(|_| WebApiError::Timeout)??;
@@ -123,7 +148,7 @@ async fn session(
             Ok(None) => return Ok(()),
             Err(_) => {
                 // Nothing changed, or nobody is there: ask once.
-                let url = format!("http://{xplane}/api/v2/datarefs/{}/value", ids[0]);
+                let url = format!("http://{xplane}/api/{version}/datarefs/{}/value", ids[0]);
                 if get_json(http, &url).await.is_err() {
                     tracing::info!(%xplane, "web api telemetry stopped; reconnecting");
                     return Ok(());
@@ -157,7 +182,7 @@ async fn session(
         }
         if let Some(sample) = sample_of(&values) {
             if !connected {
-                tracing::info!(%xplane, "web api telemetry connected");
+                tracing::info!(%xplane, version, "web api telemetry connected");
                 connected = true;
             }
             telemetry.report(SourceKind::WebApi, sample);

@@ -26,12 +26,14 @@ use tokio::task::JoinHandle;
 pub use flight::{Flight, FlightPlan};
 pub use loader::{LoadReport, SceneryLoader};
 pub use trip::{DueLoad, Trip};
+pub use webapi::WebApiVersion;
 
 /// The running simulator's telemetry side.
 pub struct SimXPlane {
     flight: Arc<Mutex<Flight>>,
     udp_addr: SocketAddr,
     web_addr: SocketAddr,
+    web_api: WebApiVersion,
     sessions: u64,
     servers: Vec<JoinHandle<()>>,
 }
@@ -40,8 +42,16 @@ impl SimXPlane {
     /// Starts flying `plan`, serving UDP and the Web API on free ports of
     /// 127.0.0.1.
     pub async fn start(plan: FlightPlan) -> io::Result<SimXPlane> {
+        Self::start_with_web_api(plan, WebApiVersion::V2).await
+    }
+
+    /// As [`start`](Self::start), as an X-Plane whose newest Web API is `web_api`.
+    pub async fn start_with_web_api(
+        plan: FlightPlan,
+        web_api: WebApiVersion,
+    ) -> io::Result<SimXPlane> {
         let any: SocketAddr = ([127, 0, 0, 1], 0).into();
-        Self::start_at(plan, any, any).await
+        Self::launch(plan, any, any, web_api).await
     }
 
     /// Starts flying `plan` with the servers on the given addresses.
@@ -50,10 +60,20 @@ impl SimXPlane {
         udp_addr: SocketAddr,
         web_addr: SocketAddr,
     ) -> io::Result<SimXPlane> {
+        Self::launch(plan, udp_addr, web_addr, WebApiVersion::V2).await
+    }
+
+    async fn launch(
+        plan: FlightPlan,
+        udp_addr: SocketAddr,
+        web_addr: SocketAddr,
+        web_api: WebApiVersion,
+    ) -> io::Result<SimXPlane> {
         let mut sim = SimXPlane {
             flight: Arc::new(Mutex::new(Flight::new(plan))),
             udp_addr,
             web_addr,
+            web_api,
             sessions: 0,
             servers: Vec::new(),
         };
@@ -104,6 +124,7 @@ impl SimXPlane {
         self.web_addr = listener.local_addr()?;
         let session = webapi::Session {
             id_base: 1_000 * self.sessions + 17,
+            newest: self.web_api,
         };
         self.servers
             .push(tokio::spawn(udp::serve(udp, Arc::clone(&self.flight))));

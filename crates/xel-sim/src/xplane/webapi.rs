@@ -2,8 +2,10 @@
 //! port: `GET /api`, `GET /api/v2/datarefs?filter[name]=NAME`,
 //! `GET /api/v2/datarefs/{id}/value`, and on `ws://…/api/v2`
 //! `dataref_subscribe_values` followed by `dataref_update_values` ten times
-//! a second (all values first, then only those that changed). Dataref ids
-//! are offset by the simulator session, so they change on every restart.
+//! a second (all values first, then only those that changed). The same
+//! calls under `/api/v1`; as X-Plane 12.1.1 to 12.1.3, only those (no
+//! `/api`, no v2). Dataref ids are offset by the simulator session, so they
+//! change on every restart.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -20,17 +22,36 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::server as handshake;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::flight::{Flight, KNOWN_DATAREFS};
 
-/// The dataref ids of one simulator session.
+/// The newest Web API version a simulated X-Plane speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebApiVersion {
+    /// X-Plane 12.1.1 to 12.1.3.
+    V1,
+    /// X-Plane 12.1.4 and later.
+    V2,
+}
+
+/// What one simulator session serves: its dataref ids and API versions.
 #[derive(Debug, Clone, Copy)]
 pub struct Session {
     pub id_base: u64,
+    pub newest: WebApiVersion,
 }
 
 impl Session {
+    /// The path under a served version's root (`/api/v1/...`, `/api/v2/...`).
+    fn served(self, path: &str) -> Option<&str> {
+        path.strip_prefix("/api/v1").or_else(|| match self.newest {
+            WebApiVersion::V2 => path.strip_prefix("/api/v2"),
+            WebApiVersion::V1 => None,
+        })
+    }
+
     fn id_of(self, name: &str) -> Option<u64> {
         KNOWN_DATAREFS
             .iter()
@@ -118,10 +139,16 @@ async fn rest(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
     let query = unescape(request.uri().query().unwrap_or(""));
-    if path == "/api" {
+    if path == "/api" && session.newest == WebApiVersion::V2 {
         return answer(StatusCode::OK, json!({ "versions": ["v1", "v2"] }));
     }
-    if path == "/api/v2/datarefs" {
+    let Some(path) = session.served(path) else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            json!({ "error_code": "route_not_found", "error_message": "no such route" }),
+        );
+    };
+    if path == "/datarefs" {
         let name = query
             .split('&')
             .find_map(|kv| kv.strip_prefix("filter[name]="))
@@ -134,7 +161,7 @@ async fn rest(
         return answer(StatusCode::OK, json!({ "data": data }));
     }
     let value_of = path
-        .strip_prefix("/api/v2/datarefs/")
+        .strip_prefix("/datarefs/")
         .and_then(|rest| rest.strip_suffix("/value"))
         .and_then(|id| id.parse::<u64>().ok())
         .and_then(|id| session.name_of(id));
@@ -153,8 +180,27 @@ async fn rest(
     }
 }
 
+/// Accepts a WebSocket handshake only on a served version's root.
+struct Route(Session);
+
+impl handshake::Callback for Route {
+    fn on_request(
+        self,
+        request: &handshake::Request,
+        response: handshake::Response,
+    ) -> Result<handshake::Response, handshake::ErrorResponse> {
+        if self.0.served(request.uri().path()) == Some("") {
+            Ok(response)
+        } else {
+            let mut refused = handshake::ErrorResponse::new(None);
+            *refused.status_mut() = StatusCode::NOT_FOUND;
+            Err(refused)
+        }
+    }
+}
+
 async fn websocket(stream: TcpStream, flight: Arc<Mutex<Flight>>, session: Session) {
-    let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+    let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, Route(session)).await else {
         return;
     };
     let mut subscribed: Vec<(u64, &'static str)> = Vec::new();
