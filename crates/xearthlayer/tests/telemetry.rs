@@ -82,7 +82,15 @@ async fn udp_subscribes_follows_and_survives_a_restart() {
     let clients = telemetry::spawn(&spec, &hub);
     values_and_motion(&hub, &sim, SourceKind::Udp).await;
     goes_away_and_comes_back(&hub, &mut sim, SourceKind::Udp).await;
+    assert_eq!(sim.udp_subscriptions(), telemetry::DATAREFS.len());
+    // A client that stops cancels its subscriptions: X-Plane stops sending.
     clients.iter().for_each(|c| c.abort());
+    until(
+        "the subscriptions cancelled",
+        Duration::from_secs(5),
+        || sim.udp_subscriptions() == 0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,10 @@
 //! index, the NUL-padded name) to X-Plane's port; X-Plane then sends
 //! `RREF` + one byte + (index, f32 value) pairs back to the sender's address
 //! at that rate, until asked for frequency 0. Subscriptions die with the
-//! simulator, so the client subscribes again whenever values stop coming.
+//! simulator, so the client subscribes again whenever values stop coming;
+//! a subscription it gives up (values stopped, or the client stops) is
+//! cancelled, so an X-Plane that only froze for a while does not go on
+//! sending to a port nobody reads.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -116,14 +119,11 @@ async fn session(xplane: SocketAddr, telemetry: &Telemetry) -> std::io::Result<(
     };
     let socket = UdpSocket::bind(bind).await?;
     socket.connect(xplane).await?;
-    for (index, name) in DATAREFS.iter().enumerate() {
-        let request = RrefRequest {
-            frequency: FREQUENCY_HZ,
-            index: index as i32,
-            name: (*name).to_string(),
-        };
-        socket.send(&request.encode()).await?;
+    let subscription = Subscription(socket);
+    for request in requests(FREQUENCY_HZ) {
+        subscription.0.send(&request).await?;
     }
+    let socket = &subscription.0;
     let mut values = [None::<f64>; DATAREFS.len()];
     let mut buf = [0u8; 2048];
     let mut reported = false;
@@ -162,6 +162,32 @@ async fn session(xplane: SocketAddr, telemetry: &Telemetry) -> std::io::Result<(
                     groundspeed_mps,
                 },
             );
+        }
+    }
+}
+
+/// The requests for every one of [`DATAREFS`] at `frequency`.
+fn requests(frequency: i32) -> impl Iterator<Item = Vec<u8>> {
+    DATAREFS.iter().enumerate().map(move |(index, name)| {
+        RrefRequest {
+            frequency,
+            index: index as i32,
+            name: (*name).to_string(),
+        }
+        .encode()
+    })
+}
+
+/// A socket subscribed at X-Plane; dropping it (the session ended or the
+/// task was aborted) unsubscribes.
+struct Subscription(UdpSocket);
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // A UDP send does not block: safe here, and best effort (X-Plane
+        // may be gone).
+        for request in requests(0) {
+            let _ = self.0.try_send(&request);
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod webapi;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
@@ -34,6 +35,7 @@ pub struct SimXPlane {
     udp_addr: SocketAddr,
     web_addr: SocketAddr,
     web_api: WebApiVersion,
+    udp_subscribed: Arc<AtomicUsize>,
     sessions: u64,
     servers: Vec<JoinHandle<()>>,
 }
@@ -74,6 +76,7 @@ impl SimXPlane {
             udp_addr,
             web_addr,
             web_api,
+            udp_subscribed: Arc::default(),
             sessions: 0,
             servers: Vec::new(),
         };
@@ -87,6 +90,11 @@ impl SimXPlane {
 
     pub fn web_addr(&self) -> SocketAddr {
         self.web_addr
+    }
+
+    /// Dataref subscriptions over UDP that this run of X-Plane serves.
+    pub fn udp_subscriptions(&self) -> usize {
+        self.udp_subscribed.load(Ordering::Relaxed)
     }
 
     /// Where the aircraft is now.
@@ -126,8 +134,13 @@ impl SimXPlane {
             id_base: 1_000 * self.sessions + 17,
             newest: self.web_api,
         };
-        self.servers
-            .push(tokio::spawn(udp::serve(udp, Arc::clone(&self.flight))));
+        // A new run of X-Plane knows no subscriptions.
+        self.udp_subscribed = Arc::default();
+        self.servers.push(tokio::spawn(udp::serve(
+            udp,
+            Arc::clone(&self.flight),
+            Arc::clone(&self.udp_subscribed),
+        )));
         self.servers.push(tokio::spawn(webapi::serve(
             listener,
             Arc::clone(&self.flight),

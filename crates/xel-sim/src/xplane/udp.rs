@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,8 +12,9 @@ use xearthlayer::telemetry::udp::{encode_values, RrefRequest};
 
 use super::flight::Flight;
 
-/// Serves `socket` until aborted.
-pub async fn serve(socket: UdpSocket, flight: Arc<Mutex<Flight>>) {
+/// Serves `socket` until aborted, keeping `subscribed` at the number of
+/// live subscriptions.
+pub async fn serve(socket: UdpSocket, flight: Arc<Mutex<Flight>>, subscribed: Arc<AtomicUsize>) {
     // (subscriber, its index) -> (dataref, frequency)
     let mut subscriptions: HashMap<(SocketAddr, i32), (String, i32)> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -28,6 +30,7 @@ pub async fn serve(socket: UdpSocket, flight: Arc<Mutex<Flight>>) {
                 } else {
                     subscriptions.insert((from, request.index), (request.name, request.frequency));
                 }
+                subscribed.store(subscriptions.len(), Ordering::Relaxed);
             }
             _ = tick.tick() => {
                 ticks += 1;
