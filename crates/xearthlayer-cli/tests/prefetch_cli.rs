@@ -4,8 +4,9 @@
 //! airport of a made-up X-Plane install it finds what the route already
 //! fetched; bad input fails with a message naming the file and line. Around
 //! a point, then a service started on the same cache serves X-Plane's load
-//! of the area with no download. A failing provider fails the run, and a
-//! run again fetches only what is missing; the size limit counts only that.
+//! of the area with no download; along a flight plan, the same. A failing
+//! provider fails the run, and a run again fetches only what is missing;
+//! the size limit counts only that.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use xel_sim::mounts::{can_mount, is_mounted};
 use xel_sim::package::{create_package, PackageSpec};
-use xel_sim::server::{start_in_background, Faults, ServerConfig};
+use xel_sim::server::{start_in_background, BackgroundServer, Faults, ServerConfig};
 use xel_sim::xplane::loader::{LoaderConfig, SceneryLoader};
 
 fn xearthlayer(home: &Path, args: &[&str]) -> Output {
@@ -32,6 +33,21 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Brest to a point west of the sample package, across it: the package's
+/// four textures (around 47.5N 5.6W) are all within 20 km of the second leg.
+fn flight_plan(dir: &Path) -> PathBuf {
+    let plan = dir.join("LFRB-sea.fms");
+    std::fs::write(
+        &plan,
+        "I\n1100 Version\nCYCLE 2313\nADEP LFRB\nNUMENR 3\n\
+         1 LFRB ADEP 325.000000 48.447911 -4.418539\n\
+         28 +47.500_-005.000 DRCT 9000.000000 47.500000 -5.000000\n\
+         28 +47.500_-006.500 DRCT 9000.000000 47.500000 -6.500000\n",
+    )
+    .unwrap();
+    plan
 }
 
 /// The count in `done: N chunks downloaded`.
@@ -56,17 +72,7 @@ fn along_a_flight_plan_then_again_with_nothing_to_download() {
         },
     )
     .unwrap();
-    // Brest to a point west of the package, across it: the package's four
-    // textures (around 47.5N 5.6W) are all within 20 km of the second leg.
-    let plan = home.path().join("LFRB-sea.fms");
-    std::fs::write(
-        &plan,
-        "I\n1100 Version\nCYCLE 2313\nADEP LFRB\nNUMENR 3\n\
-         1 LFRB ADEP 325.000000 48.447911 -4.418539\n\
-         28 +47.500_-005.000 DRCT 9000.000000 47.500000 -5.000000\n\
-         28 +47.500_-006.500 DRCT 9000.000000 47.500000 -6.500000\n",
-    )
-    .unwrap();
+    let plan = flight_plan(home.path());
     let cache = home.path().join("cache");
     let url = server.url_template();
     let args = [
@@ -304,6 +310,19 @@ impl Drop for Service {
 
 #[test]
 fn around_a_point_then_a_restarted_service_loads_the_area_with_no_download() {
+    prefetch_then_load_through_a_fresh_service(|_| vec!["--around".into(), "47.5,-5.6".into()]);
+}
+
+#[test]
+fn along_a_flight_plan_then_a_restarted_service_loads_it_with_no_download() {
+    prefetch_then_load_through_a_fresh_service(|home| {
+        vec!["--fms".into(), flight_plan(home).display().to_string()]
+    });
+}
+
+/// `prefetch` of the sample package at the place `place` names (given the
+/// home folder), then [`a_fresh_service_loads_the_area_with_no_download`].
+fn prefetch_then_load_through_a_fresh_service(place: impl FnOnce(&Path) -> Vec<String>) {
     if !can_mount() {
         return;
     }
@@ -319,37 +338,38 @@ fn around_a_point_then_a_restarted_service_loads_the_area_with_no_download() {
     .unwrap();
     let cache = home.path().join("cache");
     let url = server.url_template();
-    let prefetch = xearthlayer(
-        home.path(),
-        &[
-            "prefetch",
-            "--source",
-            package.root.to_str().unwrap(),
-            "--around",
-            "47.5,-5.6",
-            "--url",
-            &url,
-            "--cache-dir",
-            cache.to_str().unwrap(),
-        ],
-    );
+    let place = place(home.path());
+    let mut args = vec!["prefetch", "--source", package.root.to_str().unwrap()];
+    args.extend(place.iter().map(String::as_str));
+    args.extend(["--url", &url, "--cache-dir", cache.to_str().unwrap()]);
+    let prefetch = xearthlayer(home.path(), &args);
     assert!(prefetch.status.success(), "{}", text(&prefetch));
     assert!(downloaded(&prefetch) > 0, "{}", text(&prefetch));
+    a_fresh_service_loads_the_area_with_no_download(&server, home.path(), &package.root, &cache);
+}
 
-    // A new process on the same cache, without telemetry (no prefetch of
-    // its own): X-Plane at the point loads the area through the mount.
+/// A new process on `cache`, without telemetry (no prefetch of its own):
+/// X-Plane at 47.5N 5.6W loads the package's area through the mount, and
+/// the imagery server sees no request.
+fn a_fresh_service_loads_the_area_with_no_download(
+    server: &BackgroundServer,
+    home: &Path,
+    package: &Path,
+    cache: &Path,
+) {
     server.reset_stats();
-    let mnt = home.path().join("pkg_xel");
+    let url = server.url_template();
+    let mnt = home.join("pkg_xel");
     let child = Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
         .arg("start")
         .arg("--source")
-        .arg(&package.root)
+        .arg(package)
         .arg("--mountpoint")
         .arg(&mnt)
         .args(["--url", &url, "--cache-dir"])
-        .arg(&cache)
+        .arg(cache)
         .args(["--telemetry", "off", "--no-tui"])
-        .env("HOME", home.path())
+        .env("HOME", home)
         .env_remove("XEARTHLAYER_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
