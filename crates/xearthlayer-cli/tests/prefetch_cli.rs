@@ -35,6 +35,74 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Asserts that the run's output says `what`.
+fn says(out: &Output, what: &str) {
+    assert!(text(out).contains(what), "no {what:?} in {}", text(out));
+}
+
+/// The count in `done: N chunks downloaded`.
+fn downloaded(out: &Output) -> u64 {
+    let all = text(out);
+    let after = all
+        .split("done: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no summary in {all}"));
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The count in `N textures could not be fetched`, if the run says so.
+fn failed(out: &Output) -> Option<u64> {
+    let all = text(out);
+    let before = all.split(" textures could not be fetched").next()?;
+    if before.len() == all.len() {
+        return None;
+    }
+    before.split_whitespace().last()?.parse().ok()
+}
+
+/// A temporary home with a sample package of four textures (around 47.5N
+/// 5.6W), an empty disk cache and the local imagery server.
+struct Sample {
+    server: BackgroundServer,
+    home: tempfile::TempDir,
+    package: PathBuf,
+    cache: PathBuf,
+}
+
+impl Sample {
+    fn new(server: ServerConfig) -> Sample {
+        let home = tempfile::tempdir().unwrap();
+        let package = create_package(
+            &home.path().join("pkg"),
+            &PackageSpec {
+                textures: 4,
+                ..PackageSpec::default()
+            },
+        )
+        .unwrap();
+        Sample {
+            server: start_in_background(server).unwrap(),
+            package: package.root,
+            cache: home.path().join("cache"),
+            home,
+        }
+    }
+
+    fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// `xearthlayer prefetch` of the package with `args` (the place and
+    /// options), on this server and cache.
+    fn prefetch(&self, args: &[&str]) -> Output {
+        let url = self.server.url_template();
+        let mut all = vec!["prefetch", "--source", self.package.to_str().unwrap()];
+        all.extend(args);
+        all.extend(["--url", &url, "--cache-dir", self.cache.to_str().unwrap()]);
+        xearthlayer(self.home(), &all)
+    }
+}
+
 /// Brest to a point west of the sample package, across it: the package's
 /// four textures (around 47.5N 5.6W) are all within 20 km of the second leg.
 fn flight_plan(dir: &Path) -> PathBuf {
@@ -50,49 +118,15 @@ fn flight_plan(dir: &Path) -> PathBuf {
     plan
 }
 
-/// The count in `done: N chunks downloaded`.
-fn downloaded(out: &Output) -> u64 {
-    let all = text(out);
-    let after = all
-        .split("done: ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no summary in {all}"));
-    after.split_whitespace().next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn along_a_flight_plan_then_again_with_nothing_to_download() {
-    let server = start_in_background(ServerConfig::default()).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let package = create_package(
-        &home.path().join("pkg"),
-        &PackageSpec {
-            textures: 4,
-            ..PackageSpec::default()
-        },
-    )
-    .unwrap();
-    let plan = flight_plan(home.path());
-    let cache = home.path().join("cache");
-    let url = server.url_template();
-    let args = [
-        "prefetch",
-        "--source",
-        package.root.to_str().unwrap(),
-        "--fms",
-        plan.to_str().unwrap(),
-        "--url",
-        &url,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ];
-    let first = xearthlayer(home.path(), &args);
+    let sample = Sample::new(ServerConfig::default());
+    let server = &sample.server;
+    let plan = flight_plan(sample.home());
+    let along = ["--fms", plan.to_str().unwrap()];
+    let first = sample.prefetch(&along);
     assert!(first.status.success(), "{}", text(&first));
-    assert!(
-        text(&first).contains("4 textures within 20 km of the 2 legs"),
-        "{}",
-        text(&first)
-    );
+    says(&first, "4 textures within 20 km of the 2 legs");
     let fetched = server.stats().requests;
     assert!(
         fetched > 0 && downloaded(&first) == fetched,
@@ -100,7 +134,7 @@ fn along_a_flight_plan_then_again_with_nothing_to_download() {
         text(&first)
     );
 
-    let second = xearthlayer(home.path(), &args);
+    let second = sample.prefetch(&along);
     assert!(second.status.success(), "{}", text(&second));
     assert_eq!(downloaded(&second), 0, "{}", text(&second));
     assert_eq!(
@@ -110,7 +144,7 @@ fn along_a_flight_plan_then_again_with_nothing_to_download() {
     );
 
     // An airport of a made-up X-Plane 12 at the package: all on disk already.
-    let xplane = home.path().join("X-Plane 12");
+    let xplane = sample.home().join("X-Plane 12");
     let nav = xplane.join("Global Scenery/Global Airports/Earth nav data");
     std::fs::create_dir_all(xplane.join("Custom Scenery")).unwrap();
     std::fs::create_dir_all(&nav).unwrap();
@@ -120,176 +154,98 @@ fn along_a_flight_plan_then_again_with_nothing_to_download() {
     )
     .unwrap();
     let scenery = xplane.join("Custom Scenery");
-    let mut airport_args = args.to_vec();
-    airport_args.splice(3..5, ["--airport", "xsea", "--radius", "10"]);
-    airport_args.extend(["--custom-scenery", scenery.to_str().unwrap()]);
-    let near = xearthlayer(home.path(), &airport_args);
+    let mut at_airport = [
+        "--airport",
+        "xsea",
+        "--radius",
+        "10",
+        "--custom-scenery",
+        scenery.to_str().unwrap(),
+    ];
+    let near = sample.prefetch(&at_airport);
     assert!(near.status.success(), "{}", text(&near));
-    assert!(
-        text(&near).contains("of XSEA (47.5000,-5.6000)"),
-        "{}",
-        text(&near)
-    );
+    says(&near, "of XSEA (47.5000,-5.6000)");
     assert_eq!(downloaded(&near), 0, "{}", text(&near));
 
-    airport_args[4] = "EGLL";
-    let missing = xearthlayer(home.path(), &airport_args);
+    at_airport[1] = "EGLL";
+    let missing = sample.prefetch(&at_airport);
     assert!(!missing.status.success());
-    assert!(
-        text(&missing).contains("airport \"EGLL\" is not in"),
-        "{}",
-        text(&missing)
-    );
+    says(&missing, "airport \"EGLL\" is not in");
 
     std::fs::write(
         &plan,
         "I\n1100 Version\nNUMENR 1\n1 LFRB ADEP 0 48.4 west\n",
     )
     .unwrap();
-    let bad = xearthlayer(home.path(), &args);
+    let bad = sample.prefetch(&along);
     assert!(!bad.status.success());
-    assert!(
-        text(&bad).contains(&format!("{}:4: ", plan.display())),
-        "{}",
-        text(&bad)
-    );
+    says(&bad, &format!("{}:4: ", plan.display()));
     assert_eq!(server.stats().requests, fetched);
-}
-
-/// The count in `N textures could not be fetched`, if the run says so.
-fn failed(out: &Output) -> Option<u64> {
-    let all = text(out);
-    let before = all.split(" textures could not be fetched").next()?;
-    if before.len() == all.len() {
-        return None;
-    }
-    before.split_whitespace().last()?.parse().ok()
 }
 
 #[test]
 fn a_failing_provider_fails_the_run_and_a_rerun_fetches_only_the_rest() {
     // No imagery at zoom 12 (ZL16 - 4): each texture's low levels fail,
     // its header strip is built and stored.
-    let server = start_in_background(ServerConfig {
+    let sample = Sample::new(ServerConfig {
         faults: Faults {
             not_found_zooms: Faults::zooms([12]),
             ..Faults::default()
         },
         ..ServerConfig::default()
-    })
-    .unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let package = create_package(
-        &home.path().join("pkg"),
-        &PackageSpec {
-            textures: 4,
-            ..PackageSpec::default()
-        },
-    )
-    .unwrap();
-    let cache = home.path().join("cache");
-    let url = server.url_template();
+    });
+    let server = &sample.server;
     // 75 km away: read at mip 4 and below, the header strip (zoom 16) and
     // the low chunk (zoom 12).
-    let args = [
-        "prefetch",
-        "--source",
-        package.root.to_str().unwrap(),
-        "--around",
-        "47.5,-4.6",
-        "--radius",
-        "200",
-        "--url",
-        &url,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ];
-    let first = xearthlayer(home.path(), &args);
+    let far = ["--around", "47.5,-4.6", "--radius", "200"];
+    let first = sample.prefetch(&far);
     assert!(!first.status.success(), "{}", text(&first));
     assert_eq!(failed(&first), Some(4), "{}", text(&first));
-    assert!(
-        text(&first).contains("run again to retry"),
-        "{}",
-        text(&first)
-    );
+    says(&first, "run again to retry");
     assert_eq!(server.stats().by_zoom.get(&12), Some(&4));
 
     // The provider is back: only the four low-level chunks are missing.
     server.set_faults(Faults::default());
     server.reset_stats();
-    let second = xearthlayer(home.path(), &args);
+    let second = sample.prefetch(&far);
     assert!(second.status.success(), "{}", text(&second));
     assert_eq!(failed(&second), None, "{}", text(&second));
-    assert!(
-        text(&second).contains("at most 4 chunks"),
-        "{}",
-        text(&second)
-    );
+    says(&second, "at most 4 chunks");
     assert_eq!(downloaded(&second), 4, "{}", text(&second));
     assert_eq!(server.stats().requests, 4);
 
-    let third = xearthlayer(home.path(), &args);
+    let third = sample.prefetch(&far);
     assert!(third.status.success(), "{}", text(&third));
-    assert!(
-        text(&third).contains("4 already cached, 0 to fetch"),
-        "{}",
-        text(&third)
-    );
+    says(&third, "4 already cached, 0 to fetch");
     assert_eq!(server.stats().requests, 4);
 }
 
 #[test]
 fn the_size_limit_counts_what_is_missing_so_a_rerun_extends_the_cache() {
-    let server = start_in_background(ServerConfig::default()).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let package = create_package(
-        &home.path().join("pkg"),
-        &PackageSpec {
-            textures: 4,
-            ..PackageSpec::default()
-        },
-    )
-    .unwrap();
-    let cache = home.path().join("cache");
-    let url = server.url_template();
+    let sample = Sample::new(ServerConfig::default());
     // Far enough that every texture is read at mip 4 and below: the header
     // strip (16 chunks) and the low chunk, 17 chunks of 14 KiB each; 600
     // KiB holds two textures.
-    let args = [
-        "prefetch",
-        "--source",
-        package.root.to_str().unwrap(),
+    let limited = [
         "--around",
         "47.5,-4.6",
         "--radius",
         "200",
         "--max-size",
         "600KiB",
-        "--url",
-        &url,
-        "--cache-dir",
-        cache.to_str().unwrap(),
     ];
-    let first = xearthlayer(home.path(), &args);
+    let first = sample.prefetch(&limited);
     assert!(first.status.success(), "{}", text(&first));
-    assert!(
-        text(&first).contains("2 more left out by --max-size"),
-        "{}",
-        text(&first)
-    );
+    says(&first, "2 more left out by --max-size");
     assert_eq!(downloaded(&first), 34, "{}", text(&first));
 
     // Same limit again: the two cached textures cost nothing, the other two
     // are fetched now.
-    let second = xearthlayer(home.path(), &args);
+    let second = sample.prefetch(&limited);
     assert!(second.status.success(), "{}", text(&second));
-    assert!(
-        text(&second).contains("2 already cached, 2 to fetch"),
-        "{}",
-        text(&second)
-    );
+    says(&second, "2 already cached, 2 to fetch");
     assert_eq!(downloaded(&second), 34, "{}", text(&second));
-    assert_eq!(server.stats().requests, 68);
+    assert_eq!(sample.server.stats().requests, 68);
 }
 
 /// Stops `start` and detaches its mount, also when the test fails midway.
@@ -326,50 +282,33 @@ fn prefetch_then_load_through_a_fresh_service(place: impl FnOnce(&Path) -> Vec<S
     if !can_mount() {
         return;
     }
-    let server = start_in_background(ServerConfig::default()).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let package = create_package(
-        &home.path().join("pkg"),
-        &PackageSpec {
-            textures: 4,
-            ..PackageSpec::default()
-        },
-    )
-    .unwrap();
-    let cache = home.path().join("cache");
-    let url = server.url_template();
-    let place = place(home.path());
-    let mut args = vec!["prefetch", "--source", package.root.to_str().unwrap()];
-    args.extend(place.iter().map(String::as_str));
-    args.extend(["--url", &url, "--cache-dir", cache.to_str().unwrap()]);
-    let prefetch = xearthlayer(home.path(), &args);
+    let sample = Sample::new(ServerConfig::default());
+    let place = place(sample.home());
+    let args: Vec<&str> = place.iter().map(String::as_str).collect();
+    let prefetch = sample.prefetch(&args);
     assert!(prefetch.status.success(), "{}", text(&prefetch));
     assert!(downloaded(&prefetch) > 0, "{}", text(&prefetch));
-    a_fresh_service_loads_the_area_with_no_download(&server, home.path(), &package.root, &cache);
+    a_fresh_service_loads_the_area_with_no_download(&sample);
 }
 
-/// A new process on `cache`, without telemetry (no prefetch of its own):
-/// X-Plane at 47.5N 5.6W loads the package's area through the mount, and
-/// the imagery server sees no request.
-fn a_fresh_service_loads_the_area_with_no_download(
-    server: &BackgroundServer,
-    home: &Path,
-    package: &Path,
-    cache: &Path,
-) {
+/// A new process on the sample's cache, without telemetry (no prefetch of
+/// its own): X-Plane at 47.5N 5.6W loads the package's area through the
+/// mount, and the imagery server sees no request.
+fn a_fresh_service_loads_the_area_with_no_download(sample: &Sample) {
+    let server = &sample.server;
     server.reset_stats();
     let url = server.url_template();
-    let mnt = home.join("pkg_xel");
+    let mnt = sample.home().join("pkg_xel");
     let child = Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
         .arg("start")
         .arg("--source")
-        .arg(package)
+        .arg(&sample.package)
         .arg("--mountpoint")
         .arg(&mnt)
         .args(["--url", &url, "--cache-dir"])
-        .arg(cache)
+        .arg(&sample.cache)
         .args(["--telemetry", "off", "--no-tui"])
-        .env("HOME", home)
+        .env("HOME", sample.home())
         .env_remove("XEARTHLAYER_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
