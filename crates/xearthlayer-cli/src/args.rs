@@ -152,12 +152,22 @@ pub struct ServiceArgs {
     /// Neither read nor write the disk cache [config: cache.enabled = false].
     #[arg(long)]
     pub no_disk_cache: bool,
-    /// Seconds a read may wait, from the kernel handing it over to its
-    /// answer; past it the read gets stand-ins (lower-resolution imagery
-    /// of the texture, else neutral) [config: generation.budget_seconds;
-    /// default: 5].
+    /// Seconds the provider may leave every request it has in flight
+    /// unanswered; then the reads waiting for it get stand-ins
+    /// (lower-resolution imagery of the texture, else neutral). A read
+    /// waits as long as its imagery keeps coming [config:
+    /// generation.stall_seconds; default: 4].
+    #[arg(long, visible_alias = "timeout", value_parser = parse_seconds)]
+    pub stall_window: Option<Duration>,
+    /// Longest a read waits in flight however its imagery moves, from the
+    /// first read of its visit to the texture [config:
+    /// generation.max_wait_seconds; default: 60].
     #[arg(long, value_parser = parse_seconds)]
-    pub timeout: Option<Duration>,
+    pub max_wait: Option<Duration>,
+    /// The same during X-Plane's first scenery load [config:
+    /// generation.startup_max_wait_seconds; default: 600].
+    #[arg(long, value_parser = parse_seconds)]
+    pub startup_max_wait: Option<Duration>,
     /// Textures decoded and compressed at once [config:
     /// generation.cpu_threads; default: the number of cores].
     #[arg(long, value_parser = parse_count)]
@@ -201,7 +211,15 @@ impl ServiceArgs {
         let disk_enabled = !self.no_disk_cache && file.disk_cache_enabled.unwrap_or(true);
         ServiceConfig {
             format: self.format.format(file),
-            read_bound: self.timeout.or(file.budget).unwrap_or(defaults.read_bound),
+            stall_window: self
+                .stall_window
+                .or(file.stall_window)
+                .unwrap_or(defaults.stall_window),
+            max_wait: self.max_wait.or(file.max_wait).unwrap_or(defaults.max_wait),
+            startup_max_wait: self
+                .startup_max_wait
+                .or(file.startup_max_wait)
+                .unwrap_or(defaults.startup_max_wait),
             cpu_threads: self
                 .cpu_threads
                 .or(file.cpu_threads)
@@ -317,7 +335,8 @@ mod tests {
             cache_dir: Some(PathBuf::from("/file/cache")),
             memory_cache: Some(2 << 30),
             disk_cache: Some(5 << 30),
-            budget: Some(Duration::from_secs(3)),
+            stall_window: Some(Duration::from_secs(3)),
+            max_wait: Some(Duration::from_secs(30)),
             cpu_threads: Some(3),
             max_in_flight: Some(17),
             ..FileSettings::default()
@@ -325,7 +344,9 @@ mod tests {
         let defaults = ServiceConfig::default();
         let plain = args(&[]).service_config(&FileSettings::default());
         assert_eq!(plain.format, defaults.format);
-        assert_eq!(plain.read_bound, defaults.read_bound);
+        assert_eq!(plain.stall_window, defaults.stall_window);
+        assert_eq!(plain.max_wait, defaults.max_wait);
+        assert_eq!(plain.startup_max_wait, defaults.startup_max_wait);
         assert_eq!(plain.cpu_threads, defaults.cpu_threads);
         assert_eq!(plain.memory_cache_bytes, defaults.memory_cache_bytes);
         assert_eq!(plain.fetch.max_in_flight, defaults.fetch.max_in_flight);
@@ -336,7 +357,8 @@ mod tests {
 
         let from_file = args(&[]).service_config(&file);
         assert_eq!(from_file.format, DdsFormat::Bc3);
-        assert_eq!(from_file.read_bound, Duration::from_secs(3));
+        assert_eq!(from_file.stall_window, Duration::from_secs(3));
+        assert_eq!(from_file.max_wait, Duration::from_secs(30));
         assert_eq!(from_file.cpu_threads, 3);
         assert_eq!(from_file.memory_cache_bytes, 2 << 30);
         assert_eq!(from_file.fetch.max_in_flight, 17);
@@ -356,6 +378,8 @@ mod tests {
             "2MiB",
             "--timeout",
             "4",
+            "--max-wait",
+            "20",
             "--cpu-threads",
             "1",
             "--max-requests",
@@ -363,7 +387,8 @@ mod tests {
         ])
         .service_config(&file);
         assert_eq!(flagged.format, DdsFormat::Bc1);
-        assert_eq!(flagged.read_bound, Duration::from_secs(4));
+        assert_eq!(flagged.stall_window, Duration::from_secs(4), "the old name");
+        assert_eq!(flagged.max_wait, Duration::from_secs(20));
         assert_eq!(flagged.cpu_threads, 1);
         assert_eq!(flagged.memory_cache_bytes, 1 << 20);
         assert_eq!(flagged.fetch.max_in_flight, 9);

@@ -106,8 +106,18 @@ pub const KEYS: &[Key] = &[
     key("cache", "enabled", "Use the disk cache: true or false."),
     key(
         "generation",
-        "budget_seconds",
-        "Seconds a texture may take; then it is served with the imagery that arrived, the rest filled in.",
+        "stall_seconds",
+        "Seconds the provider may leave every request unanswered before waiting reads get stand-ins.",
+    ),
+    key(
+        "generation",
+        "max_wait_seconds",
+        "Longest a texture read waits in flight, however its imagery moves; then stand-ins.",
+    ),
+    key(
+        "generation",
+        "startup_max_wait_seconds",
+        "The same during X-Plane's first scenery load (its loading screen is up).",
     ),
     key(
         "generation",
@@ -136,6 +146,10 @@ pub const KEYS: &[Key] = &[
     ),
 ];
 
+/// The old name of `generation.stall_seconds` (it was the read bound),
+/// still read, with a notice.
+const RENAMED_STALL_KEY: &str = "budget_seconds";
+
 /// The key named `section.name`, or an error listing the keys.
 pub fn find_key(dotted: &str) -> CliResult<&'static Key> {
     KEYS.iter()
@@ -163,7 +177,9 @@ pub struct FileSettings {
     pub memory_cache: Option<u64>,
     pub disk_cache: Option<u64>,
     pub disk_cache_enabled: Option<bool>,
-    pub budget: Option<Duration>,
+    pub stall_window: Option<Duration>,
+    pub max_wait: Option<Duration>,
+    pub startup_max_wait: Option<Duration>,
     pub cpu_threads: Option<usize>,
     pub max_in_flight: Option<usize>,
     pub custom_scenery: Option<PathBuf>,
@@ -209,7 +225,13 @@ impl FileSettings {
             ("cache", "memory_size") => self.memory_cache = parsed(value, parse_size)?,
             ("cache", "disk_size") => self.disk_cache = parsed(value, parse_size)?,
             ("cache", "enabled") => self.disk_cache_enabled = parsed(value, parse_bool)?,
-            ("generation", "budget_seconds") => self.budget = parsed(value, parse_seconds)?,
+            ("generation", "stall_seconds") | ("generation", RENAMED_STALL_KEY) => {
+                self.stall_window = parsed(value, parse_seconds)?
+            }
+            ("generation", "max_wait_seconds") => self.max_wait = parsed(value, parse_seconds)?,
+            ("generation", "startup_max_wait_seconds") => {
+                self.startup_max_wait = parsed(value, parse_seconds)?
+            }
             ("generation", "cpu_threads") => self.cpu_threads = parsed(value, parse_count)?,
             ("generation", "max_requests_in_flight") => {
                 self.max_in_flight = parsed(value, parse_count)?
@@ -424,6 +446,12 @@ impl ConfigFile {
                 ));
             }
             match settings.set(section, &name, value) {
+                Ok(()) if section == "generation" && name == RENAMED_STALL_KEY => {
+                    warnings.push(format!(
+                        "{}: generation.{RENAMED_STALL_KEY} is now generation.stall_seconds; read as that (rename it)",
+                        at(line_no)
+                    ));
+                }
                 Ok(()) => entries.push(Entry {
                     section: section.to_string(),
                     name,
@@ -623,7 +651,7 @@ mod tests {
             "cache.directory" | "xplane.custom_scenery" | "packages.directory" => "/data/x",
             "cache.memory_size" | "cache.disk_size" => "3GiB",
             "cache.enabled" => "no",
-            "generation.budget_seconds" => "2.5",
+            "generation.stall_seconds" => "2.5",
             "prefetch.telemetry" => "udp://127.0.0.1:49000",
             _ => "7",
         }
@@ -649,7 +677,10 @@ mod tests {
             .collect::<String>();
         let file = parse(&all).unwrap();
         assert_eq!(file.entries.len(), KEYS.len());
-        assert_eq!(file.settings.budget, Some(Duration::from_millis(2500)));
+        assert_eq!(
+            file.settings.stall_window,
+            Some(Duration::from_millis(2500))
+        );
         assert_eq!(file.settings.disk_cache_enabled, Some(false));
     }
 

@@ -133,7 +133,11 @@ fn default_text(key: &Key) -> Option<String> {
         ("cache", "memory_size") => size_text(service.memory_cache_bytes),
         ("cache", "disk_size") => size_text(DEFAULT_DISK_CACHE),
         ("cache", "enabled") => "true".to_string(),
-        ("generation", "budget_seconds") => service.read_bound.as_secs_f64().to_string(),
+        ("generation", "stall_seconds") => service.stall_window.as_secs_f64().to_string(),
+        ("generation", "max_wait_seconds") => service.max_wait.as_secs_f64().to_string(),
+        ("generation", "startup_max_wait_seconds") => {
+            service.startup_max_wait.as_secs_f64().to_string()
+        }
         ("generation", "cpu_threads") => service.cpu_threads.to_string(),
         ("generation", "max_requests_in_flight") => {
             FetchConfig::default().max_in_flight.to_string()

@@ -357,8 +357,10 @@ fn stats_lines(dump: u64, m: &MetricsSnapshot, memory_bytes: u64) -> String {
     put("units_built", m.units_built);
     put("reads", m.reads);
     put("reads_waited", m.reads_waited);
+    put("reads_final", m.reads_final);
     put("reads_stood_in", m.reads_stood_in);
-    put("reads_past_bound", m.reads_past_bound);
+    put("reads_stalled", m.reads_stalled);
+    put("reads_past_cap", m.reads_past_cap);
     put("units_cut_by_deadline", m.units_cut_by_deadline);
     put("builds_failed", m.builds_failed);
     put("background_builds_in_flight", m.background_builds_in_flight);

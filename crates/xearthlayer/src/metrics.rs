@@ -110,12 +110,18 @@ pub struct Metrics {
     /// Of those, reads that waited for a build: their range was neither in
     /// memory nor on disk. The others were ready.
     pub reads_waited: Counter,
-    /// Reads answered (partly) with stand-ins because their bound ran out
-    /// or a build failed.
+    /// Reads answered with final imagery: every byte built from the
+    /// provider's imagery at the texture's own zoom.
+    pub reads_final: Counter,
+    /// Reads answered (partly) with stand-ins: the provider stalled or
+    /// failed for what they needed, their cap ran out, or some chunks of
+    /// their texture had no imagery and were filled in.
     pub reads_stood_in: Counter,
-    /// Reads whose bound ran out while their builds ran.
-    pub reads_past_bound: Counter,
-    /// Unit builds whose downloads were cut by their deadline.
+    /// Of those, reads given up because their provider stalled or failed fast.
+    pub reads_stalled: Counter,
+    /// Of those, reads whose cap ran out while their work still moved.
+    pub reads_past_cap: Counter,
+    /// Background unit builds whose downloads were cut by their budget.
     pub units_cut_by_deadline: Counter,
     /// Unit builds that died (a bug): served with stand-ins.
     pub builds_failed: Counter,
@@ -156,8 +162,10 @@ pub struct MetricsSnapshot {
     pub prefetches: u64,
     pub reads: u64,
     pub reads_waited: u64,
+    pub reads_final: u64,
     pub reads_stood_in: u64,
-    pub reads_past_bound: u64,
+    pub reads_stalled: u64,
+    pub reads_past_cap: u64,
     pub units_cut_by_deadline: u64,
     pub builds_failed: u64,
     pub disk_writes_dropped: u64,
@@ -196,8 +204,10 @@ impl Metrics {
             prefetches: self.prefetches.get(),
             reads: self.reads.get(),
             reads_waited: self.reads_waited.get(),
+            reads_final: self.reads_final.get(),
             reads_stood_in: self.reads_stood_in.get(),
-            reads_past_bound: self.reads_past_bound.get(),
+            reads_stalled: self.reads_stalled.get(),
+            reads_past_cap: self.reads_past_cap.get(),
             units_cut_by_deadline: self.units_cut_by_deadline.get(),
             builds_failed: self.builds_failed.get(),
             disk_writes_dropped: self.disk_writes_dropped.get(),

@@ -1,19 +1,37 @@
-//! Two classes of work and the permits they share.
+//! The one rule that orders all waiting work: *live* work (a reader waits
+//! for it) before *background* work (read-ahead, prefetch), and live work
+//! by the age of the oldest read that needs it, oldest first.
 //!
-//! *Live* work is what a reader (X-Plane) is waiting for now; *background*
-//! work is what nobody waits for yet (read-ahead, prefetch). A
-//! [`ClassedPermits`] pool hands out a bounded number of slots (build slots,
-//! CPU slots) so that background work never delays live work: a free slot
-//! goes to a waiting live request first, background requests may hold at
-//! most their own share of the slots, and never take one while a live
-//! request waits. Waiting is cancel-safe: a dropped request leaves the queue,
-//! and a slot granted to it in the meantime is passed on at once.
+//! On a link or a CPU that is the bottleneck, every read waits about as
+//! long in all (Little's law), whatever the order; serving the oldest read
+//! first makes reads finish one by one in the order they came, instead of
+//! all together at the end, so none waits much longer than the queue
+//! ahead of it.
+//!
+//! - [`Rank`] is that order, and [`WaitQueue`] keeps waiters in it with
+//!   O(log n) insert, removal and first.
+//! - [`ClassedPermits`] is a bounded pool of slots (build slots, CPU
+//!   threads) granted in that order, where background work also keeps to
+//!   its own share of the slots and never takes one while live work waits.
+//!   The download gate ([`crate::fetch::gate`]) uses the same queue.
+//!
+//! Waiting is cancel-safe: a dropped request leaves the queue, and a slot
+//! granted to it in the meantime is passed on at once. A request whose rank
+//! changes (a reader joins background work, an older reader joins live
+//! work) is dropped and asked again with its new rank.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Who waits for a piece of work: `None` while nobody does (background),
+/// else when the oldest read that needs it started (its visit's start).
+pub type Urgency = Option<Instant>;
 
 /// Whose work it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,9 +49,138 @@ impl WorkClass {
             WorkClass::Background => "background",
         }
     }
+
+    /// The class of work with this urgency.
+    pub fn of(urgency: Urgency) -> WorkClass {
+        Rank::of(urgency).class()
+    }
 }
 
-/// A bounded pool of slots with live requests served first.
+/// A waiter's place in line: live before background, live oldest first.
+/// (The derived order compares variants first, then the instant.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rank {
+    /// A read that started at this instant waits for it.
+    Live(Instant),
+    Background,
+}
+
+impl Rank {
+    pub fn of(urgency: Urgency) -> Rank {
+        urgency.map_or(Rank::Background, Rank::Live)
+    }
+
+    pub fn class(self) -> WorkClass {
+        match self {
+            Rank::Live(_) => WorkClass::Live,
+            Rank::Background => WorkClass::Background,
+        }
+    }
+}
+
+/// A waiter's key in a [`WaitQueue`]: its rank, then its arrival.
+pub type QueueKey = (Rank, u64);
+
+/// Waiters in [`Rank`] order, ties by arrival. Every operation is
+/// O(log n), so hundreds of reads leaving at once (a stalled provider)
+/// cost little under the lock that holds the queue.
+#[derive(Debug)]
+pub struct WaitQueue<T> {
+    waiters: BTreeMap<QueueKey, T>,
+    live: usize,
+}
+
+impl<T> Default for WaitQueue<T> {
+    fn default() -> Self {
+        WaitQueue {
+            waiters: BTreeMap::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<T> WaitQueue<T> {
+    /// Queues `waiter` with the arrival number `ticket` (unique, rising).
+    pub fn push(&mut self, rank: Rank, ticket: u64, waiter: T) -> QueueKey {
+        let key = (rank, ticket);
+        if rank.class() == WorkClass::Live {
+            self.live += 1;
+        }
+        self.waiters.insert(key, waiter);
+        key
+    }
+
+    pub fn remove(&mut self, key: &QueueKey) -> Option<T> {
+        let waiter = self.waiters.remove(key)?;
+        if key.0.class() == WorkClass::Live {
+            self.live -= 1;
+        }
+        Some(waiter)
+    }
+
+    /// The waiter served next.
+    pub fn first(&self) -> Option<(&QueueKey, &T)> {
+        self.waiters.first_key_value()
+    }
+
+    pub fn pop_first(&mut self) -> Option<(QueueKey, T)> {
+        let (key, waiter) = self.waiters.pop_first()?;
+        if key.0.class() == WorkClass::Live {
+            self.live -= 1;
+        }
+        Some((key, waiter))
+    }
+
+    pub fn get_mut(&mut self, key: &QueueKey) -> Option<&mut T> {
+        self.waiters.get_mut(key)
+    }
+
+    pub fn live_len(&self) -> usize {
+        self.live
+    }
+
+    pub fn background_len(&self) -> usize {
+        self.waiters.len() - self.live
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+
+    /// Every waiter, in order (for failing them all at once).
+    pub fn drain(&mut self) -> impl Iterator<Item = (QueueKey, T)> {
+        self.live = 0;
+        std::mem::take(&mut self.waiters).into_iter()
+    }
+}
+
+/// Waits for the next permit of `acquire(rank)` while `urgency` may change:
+/// a request whose rank changes leaves the queue and asks again with its
+/// new rank (cancel-safe acquires make that free).
+pub async fn acquire_ranked<P, F, Fut>(urgency: &mut watch::Receiver<Urgency>, acquire: F) -> P
+where
+    F: Fn(Rank) -> Fut,
+    Fut: Future<Output = P>,
+{
+    loop {
+        let rank = Rank::of(*urgency.borrow_and_update());
+        tokio::select! {
+            permit = acquire(rank) => return permit,
+            changed = urgency.changed() => {
+                if changed.is_err() {
+                    // Nobody can change it any more: wait as we are.
+                    return acquire(rank).await;
+                }
+            }
+        }
+    }
+}
+
+/// A bounded pool of slots granted in [`Rank`] order.
 #[derive(Debug, Clone)]
 pub struct ClassedPermits {
     shared: Arc<Shared>,
@@ -52,15 +199,9 @@ struct State {
     background_held: usize,
     live_held: usize,
     next_ticket: u64,
-    live_queue: VecDeque<Waiter>,
-    background_queue: VecDeque<Waiter>,
-}
-
-#[derive(Debug)]
-struct Waiter {
-    ticket: u64,
-    waker: Option<Waker>,
-    granted: bool,
+    queue: WaitQueue<Waker>,
+    /// Tickets granted a slot and not yet polled for it.
+    granted: HashSet<u64>,
 }
 
 /// How many slots each class holds and wants now.
@@ -86,31 +227,36 @@ impl ClassedPermits {
                     background_held: 0,
                     live_held: 0,
                     next_ticket: 0,
-                    live_queue: VecDeque::new(),
-                    background_queue: VecDeque::new(),
+                    queue: WaitQueue::default(),
+                    granted: HashSet::new(),
                 }),
             }),
         }
     }
 
-    /// Waits for a slot of `class`.
-    pub fn acquire(&self, class: WorkClass) -> Acquire {
+    /// Waits for a slot, in line by `rank`.
+    pub fn acquire(&self, rank: Rank) -> Acquire {
         Acquire {
             shared: Arc::clone(&self.shared),
-            class,
-            ticket: None,
-            done: false,
+            rank,
+            key: None,
         }
     }
 
-    /// A slot now, or none; a background slot only if no live request waits.
-    pub fn try_acquire(&self, class: WorkClass) -> Option<Permit> {
+    /// Waits for a slot in line by `urgency`, moving in line when it changes.
+    pub async fn acquire_as(&self, urgency: &mut watch::Receiver<Urgency>) -> Permit {
+        acquire_ranked(urgency, |rank| self.acquire(rank)).await
+    }
+
+    /// A slot now, or none; only if nobody ahead of `rank` waits.
+    pub fn try_acquire(&self, rank: Rank) -> Option<Permit> {
         let mut state = self.shared.lock();
-        if state.can_grant(class) && state.queue(class).is_empty() {
-            state.take(class);
+        let nobody_ahead = state.queue.first().is_none_or(|(key, _)| key.0 > rank);
+        if nobody_ahead && state.can_grant(rank.class()) {
+            state.take(rank.class());
             return Some(Permit {
                 shared: Arc::clone(&self.shared),
-                class,
+                class: rank.class(),
             });
         }
         None
@@ -121,8 +267,8 @@ impl ClassedPermits {
         PermitCounts {
             live_held: state.live_held,
             background_held: state.background_held,
-            live_waiting: state.live_queue.len(),
-            background_waiting: state.background_queue.len(),
+            live_waiting: state.queue.live_len(),
+            background_waiting: state.queue.background_len(),
         }
     }
 
@@ -132,8 +278,8 @@ impl ClassedPermits {
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // The state is a few counters and queues, updated whole under the lock.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is a few counters and a queue, updated whole under the lock.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -144,16 +290,9 @@ impl State {
             && match class {
                 WorkClass::Live => true,
                 WorkClass::Background => {
-                    self.live_queue.is_empty() && self.background_held < self.background_share
+                    self.queue.live_len() == 0 && self.background_held < self.background_share
                 }
             }
-    }
-
-    fn queue(&mut self, class: WorkClass) -> &mut VecDeque<Waiter> {
-        match class {
-            WorkClass::Live => &mut self.live_queue,
-            WorkClass::Background => &mut self.background_queue,
-        }
     }
 
     fn take(&mut self, class: WorkClass) {
@@ -173,21 +312,26 @@ impl State {
         self.dispatch();
     }
 
-    /// Grants free slots to the waiters at the heads of the queues, live first.
+    /// Grants free slots to the first waiters in line.
     fn dispatch(&mut self) {
-        for class in [WorkClass::Live, WorkClass::Background] {
-            while self.can_grant(class) {
-                let Some(index) = self.queue(class).iter().position(|w| !w.granted) else {
-                    break;
-                };
-                self.take(class);
-                let waiter = &mut self.queue(class)[index];
-                waiter.granted = true;
-                if let Some(waker) = waiter.waker.take() {
-                    waker.wake();
-                }
+        while let Some((&(rank, ticket), _)) = self.queue.first() {
+            // The first waiter's class is the best there is: if it cannot
+            // have a slot, nobody behind it can.
+            if !self.can_grant_first(rank.class()) {
+                break;
             }
+            let (_, waker) = self.queue.pop_first().expect("looked at it above");
+            self.take(rank.class());
+            self.granted.insert(ticket);
+            waker.wake();
         }
+    }
+
+    /// [`can_grant`](Self::can_grant) for the first waiter in line, which
+    /// is not held back by itself.
+    fn can_grant_first(&self, class: WorkClass) -> bool {
+        self.free > 0
+            && (class == WorkClass::Live || self.background_held < self.background_share)
     }
 }
 
@@ -195,54 +339,52 @@ impl State {
 #[derive(Debug)]
 pub struct Acquire {
     shared: Arc<Shared>,
-    class: WorkClass,
-    ticket: Option<u64>,
-    done: bool,
+    rank: Rank,
+    key: Option<QueueKey>,
 }
 
 impl Future for Acquire {
     type Output = Permit;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit> {
-        let class = self.class;
+        let class = self.rank.class();
         let shared = Arc::clone(&self.shared);
         let mut state = shared.lock();
-        match self.ticket {
+        let permit = || Permit {
+            shared: Arc::clone(&shared),
+            class,
+        };
+        match self.key {
             None => {
-                if state.can_grant(class) && state.queue(class).is_empty() {
+                let nobody_ahead = state
+                    .queue
+                    .first()
+                    .is_none_or(|(key, _)| key.0 > self.rank);
+                if nobody_ahead && state.can_grant(class) {
                     state.take(class);
-                    self.done = true;
-                    return Poll::Ready(Permit {
-                        shared: Arc::clone(&shared),
-                        class,
-                    });
+                    return Poll::Ready(permit());
                 }
                 let ticket = state.next_ticket;
                 state.next_ticket += 1;
-                state.queue(class).push_back(Waiter {
-                    ticket,
-                    waker: Some(cx.waker().clone()),
-                    granted: false,
-                });
-                self.ticket = Some(ticket);
+                let key = state.queue.push(self.rank, ticket, cx.waker().clone());
+                self.key = Some(key);
+                // A newcomer ahead of background waiters may change nothing,
+                // but one behind a free slot must not be left waiting.
+                state.dispatch();
+                if state.granted.remove(&ticket) {
+                    self.key = None;
+                    return Poll::Ready(permit());
+                }
                 Poll::Pending
             }
-            Some(ticket) => {
-                let queue = state.queue(class);
-                let index = queue
-                    .iter()
-                    .position(|w| w.ticket == ticket)
-                    .expect("a waiting request stays queued until it is granted or dropped");
-                if queue[index].granted {
-                    queue.remove(index);
-                    self.done = true;
-                    self.ticket = None;
-                    return Poll::Ready(Permit {
-                        shared: Arc::clone(&shared),
-                        class,
-                    });
+            Some(key) => {
+                if state.granted.remove(&key.1) {
+                    self.key = None;
+                    return Poll::Ready(permit());
                 }
-                queue[index].waker = Some(cx.waker().clone());
+                if let Some(waker) = state.queue.get_mut(&key) {
+                    waker.clone_from(cx.waker());
+                }
                 Poll::Pending
             }
         }
@@ -251,22 +393,15 @@ impl Future for Acquire {
 
 impl Drop for Acquire {
     fn drop(&mut self) {
-        let Some(ticket) = self.ticket.take() else {
+        let Some(key) = self.key.take() else {
             return;
         };
-        if self.done {
-            return;
-        }
         let mut state = self.shared.lock();
-        let queue = state.queue(self.class);
-        if let Some(index) = queue.iter().position(|w| w.ticket == ticket) {
-            let waiter = queue.remove(index).expect("index is in the queue");
-            if waiter.granted {
-                state.give_back(self.class);
-            } else {
-                // Another waiter may now be first in line for a free slot.
-                state.dispatch();
-            }
+        if state.granted.remove(&key.1) {
+            state.give_back(key.0.class());
+        } else if state.queue.remove(&key).is_some() {
+            // A live waiter leaving may let background work go.
+            state.dispatch();
         }
     }
 }
@@ -294,30 +429,32 @@ impl Drop for Permit {
 mod tests {
     use super::*;
     use futures_util::FutureExt;
+    use std::time::Duration;
+
+    fn live(age_ms: u64) -> Rank {
+        // Older reads started earlier: a larger age is an earlier instant.
+        Rank::Live(Instant::now() - Duration::from_millis(age_ms))
+    }
 
     #[test]
     fn live_goes_first_and_background_keeps_to_its_share() {
         let pool = ClassedPermits::new(2, 1);
-        let bg = pool
-            .try_acquire(WorkClass::Background)
-            .expect("a free slot");
+        let bg = pool.try_acquire(Rank::Background).expect("a free slot");
         assert!(
-            pool.try_acquire(WorkClass::Background).is_none(),
+            pool.try_acquire(Rank::Background).is_none(),
             "background holds at most its share"
         );
-        let live = pool
-            .try_acquire(WorkClass::Live)
-            .expect("live takes the other slot");
+        let held = pool.try_acquire(live(0)).expect("live takes the other slot");
         // Both slots held: a live and a background request queue.
-        let mut waiting_bg = pool.acquire(WorkClass::Background);
+        let mut waiting_bg = pool.acquire(Rank::Background);
         assert!((&mut waiting_bg).now_or_never().is_none());
-        let mut waiting_live = pool.acquire(WorkClass::Live);
+        let mut waiting_live = pool.acquire(live(0));
         assert!((&mut waiting_live).now_or_never().is_none());
         // The background slot freed goes to the live waiter, not the background one.
         drop(bg);
         let second_live = (&mut waiting_live).now_or_never().expect("granted");
         assert!((&mut waiting_bg).now_or_never().is_none());
-        drop(live);
+        drop(held);
         let bg_again = (&mut waiting_bg).now_or_never().expect("no live waits now");
         assert_eq!(
             pool.counts(),
@@ -335,30 +472,86 @@ mod tests {
     #[test]
     fn background_never_takes_a_slot_while_live_waits() {
         let pool = ClassedPermits::new(1, 1);
-        let held = pool.try_acquire(WorkClass::Live).unwrap();
-        let mut live = pool.acquire(WorkClass::Live);
-        assert!((&mut live).now_or_never().is_none());
-        assert!(pool.try_acquire(WorkClass::Background).is_none());
+        let held = pool.try_acquire(live(0)).unwrap();
+        let mut waiting = pool.acquire(live(0));
+        assert!((&mut waiting).now_or_never().is_none());
+        assert!(pool.try_acquire(Rank::Background).is_none());
         drop(held);
         assert!(
-            pool.try_acquire(WorkClass::Background).is_none(),
+            pool.try_acquire(Rank::Background).is_none(),
             "granted to live"
         );
-        assert!(live.now_or_never().is_some());
+        assert!(waiting.now_or_never().is_some());
+    }
+
+    #[test]
+    fn the_oldest_read_goes_first_whatever_the_order_of_asking() {
+        let pool = ClassedPermits::new(1, 1);
+        let held = pool.try_acquire(live(0)).unwrap();
+        // Asked in the order young, background, old, middle.
+        let mut young = pool.acquire(live(10));
+        let mut background = pool.acquire(Rank::Background);
+        let mut old = pool.acquire(live(3000));
+        let mut middle = pool.acquire(live(500));
+        for waiting in [&mut young, &mut background, &mut old, &mut middle] {
+            assert!(waiting.now_or_never().is_none());
+        }
+        drop(held);
+        let first = (&mut old).now_or_never().expect("the oldest first");
+        assert!((&mut middle).now_or_never().is_none());
+        drop(first);
+        let second = (&mut middle).now_or_never().expect("then the middle one");
+        assert!((&mut young).now_or_never().is_none());
+        drop(second);
+        let third = (&mut young).now_or_never().expect("then the youngest");
+        assert!((&mut background).now_or_never().is_none());
+        drop(third);
+        assert!(background.now_or_never().is_some(), "background last");
     }
 
     #[test]
     fn a_dropped_request_passes_its_slot_on() {
         let pool = ClassedPermits::new(1, 1);
-        let held = pool.try_acquire(WorkClass::Live).unwrap();
-        let mut first = pool.acquire(WorkClass::Live);
-        let mut second = pool.acquire(WorkClass::Live);
+        let held = pool.try_acquire(live(0)).unwrap();
+        let mut first = pool.acquire(live(50));
+        let mut second = pool.acquire(live(0));
         assert!((&mut first).now_or_never().is_none());
         assert!((&mut second).now_or_never().is_none());
         drop(held);
         // Granted to `first`, which goes away without taking it.
         drop(first);
         assert!(second.now_or_never().is_some());
+        assert_eq!(pool.counts(), PermitCounts::default());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_whose_reader_is_older_moves_up_the_line() {
+        let pool = ClassedPermits::new(1, 1);
+        let held = pool.try_acquire(live(0)).unwrap();
+        let now = Instant::now();
+        let (_keep, mut ahead) = watch::channel(Some(now - Duration::from_secs(1)));
+        let (promote, mut behind) = watch::channel(None);
+        let first = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.acquire_as(&mut ahead).await })
+        };
+        let second = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.acquire_as(&mut behind).await })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(pool.counts().live_waiting, 1);
+        assert_eq!(pool.counts().background_waiting, 1);
+        // An older reader joins the background request: it goes first now.
+        promote.send_replace(Some(now - Duration::from_secs(5)));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(pool.counts().live_waiting, 2);
+        drop(held);
+        let granted = second.await.unwrap();
+        assert_eq!(granted.class(), WorkClass::Live);
+        assert!(!first.is_finished(), "the younger reader waits");
+        drop(granted);
+        drop(first.await.unwrap());
         assert_eq!(pool.counts(), PermitCounts::default());
     }
 
@@ -369,12 +562,12 @@ mod tests {
             .map(|i| {
                 let pool = pool.clone();
                 tokio::spawn(async move {
-                    let class = if i % 3 == 0 {
-                        WorkClass::Background
+                    let rank = if i % 3 == 0 {
+                        Rank::Background
                     } else {
-                        WorkClass::Live
+                        live(i)
                     };
-                    let _p = pool.acquire(class).await;
+                    let _p = pool.acquire(rank).await;
                     let counts = pool.counts();
                     assert!(counts.live_held + counts.background_held <= 3);
                     assert!(counts.background_held <= 1);
@@ -386,5 +579,20 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(pool.counts(), PermitCounts::default());
+    }
+
+    #[test]
+    fn the_queue_orders_by_rank_then_arrival() {
+        let mut queue = WaitQueue::default();
+        let t0 = Instant::now();
+        queue.push(Rank::Background, 0, "bg");
+        queue.push(Rank::Live(t0 + Duration::from_secs(1)), 1, "young");
+        queue.push(Rank::Live(t0), 2, "old");
+        let same_age = queue.push(Rank::Live(t0), 3, "old, later");
+        assert_eq!((queue.live_len(), queue.background_len()), (3, 1));
+        assert_eq!(queue.remove(&same_age), Some("old, later"));
+        let order: Vec<_> = std::iter::from_fn(|| queue.pop_first().map(|(_, w)| w)).collect();
+        assert_eq!(order, ["old", "young", "bg"]);
+        assert_eq!(queue.live_len(), 0);
     }
 }

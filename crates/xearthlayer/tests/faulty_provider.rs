@@ -27,9 +27,9 @@ fn service(server: &ImageryServer, config: ServiceConfig) -> TextureService {
 }
 
 /// A small download pool, so that a leak of even a few permits shows.
-fn small_pool(read_bound: Duration) -> ServiceConfig {
+fn small_pool(stall_window: Duration) -> ServiceConfig {
     ServiceConfig {
-        read_bound,
+        stall_window,
         retry_degraded_after: Duration::from_millis(200),
         fetch: FetchConfig {
             max_in_flight: 16,
@@ -45,9 +45,9 @@ fn level0_psnr(id: &TextureId, bytes: &[u8]) -> f64 {
     psnr(&expected_level(id, 0), &decode_level(bytes, F, 0))
 }
 
-/// Reads that wait for a provider that never answers come back at their
-/// bound, full length, and take no capacity with them: the next burst,
-/// once the provider answers again, is complete real imagery.
+/// Reads that wait for a provider that never answers come back at the
+/// stall window, full length, and take no capacity with them: the next
+/// burst, once the provider answers again, is complete real imagery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_provider_leaves_no_lasting_harm() {
     let server = ImageryServer::start(ServerConfig {
@@ -71,8 +71,8 @@ async fn a_hung_provider_leaves_no_lasting_harm() {
         assert_eq!(&t.bytes[..128], &layout::header(F));
         assert!(t.degraded);
     }
-    // The bound, plus what answering with stand-ins costs on a loaded
-    // machine; without the bound these reads would wait out the 30 s
+    // The stall window, plus what answering with stand-ins costs on a
+    // loaded machine; without it these reads would wait out the 30 s
     // request timeout.
     assert!(waited < bound + Duration::from_millis(2500), "{waited:?}");
     // Nobody waits for the hung downloads any more: they were cancelled.

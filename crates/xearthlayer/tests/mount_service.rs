@@ -28,17 +28,6 @@ use xel_sim::verify::{decode_level, expected_level, psnr};
 
 const F: DdsFormat = DdsFormat::Bc1;
 
-/// A package of `textures` textures, the imagery server and the service,
-/// mounted; unmounts on drop.
-/// These tests count requests: on a loaded machine a read that ran past the
-/// default 5 s bound would fetch stand-ins and add requests, so the bound
-/// here is long (the bound has tests of its own).
-fn patient() -> ServiceConfig {
-    ServiceConfig {
-        read_bound: Duration::from_secs(120),
-        ..ServiceConfig::default()
-    }
-}
 
 struct Scene {
     runtime: tokio::runtime::Runtime,
@@ -73,7 +62,7 @@ impl Scene {
             }))
             .unwrap();
         let provider = Arc::new(TemplateProvider::custom(&server.url_template()).unwrap());
-        let service = TextureService::new(provider, patient()).unwrap();
+        let service = TextureService::new(provider, ServiceConfig::default()).unwrap();
         let fs = Arc::new(OverlayFs::new(package.root.clone(), service.clone()).unwrap());
         let mnt_dir = tempfile::tempdir().unwrap();
         let mnt = mnt_dir.path().join("scene_xel");
@@ -273,7 +262,7 @@ fn piecewise_reads_build_the_same_file_as_one_read() {
         .block_on(async {
             let provider =
                 Arc::new(TemplateProvider::custom(&scene.server.url_template()).unwrap());
-            let fresh = TextureService::new(provider, patient()).unwrap();
+            let fresh = TextureService::new(provider, ServiceConfig::default()).unwrap();
             fresh.texture(&scene.textures[0]).await
         })
         .bytes;

@@ -105,8 +105,6 @@ async fn a_live_burst_is_not_slowed_by_a_prefetch_flood() {
     let service = TextureService::new(
         provider,
         ServiceConfig {
-            // About what is being measured, not about stand-ins.
-            read_bound: Duration::from_secs(120),
             fetch: FetchConfig {
                 max_in_flight: MAX_IN_FLIGHT,
                 max_background: MAX_BACKGROUND,

@@ -23,14 +23,6 @@ fn service(server: &ImageryServer, config: ServiceConfig) -> TextureService {
     TextureService::new(provider, config).unwrap()
 }
 
-/// For tests about what is built, not about time: a read bound that a
-/// loaded machine does not reach.
-fn patient() -> ServiceConfig {
-    ServiceConfig {
-        read_bound: Duration::from_secs(120),
-        ..ServiceConfig::default()
-    }
-}
 
 fn fast_retries() -> FetchConfig {
     FetchConfig {
@@ -57,7 +49,7 @@ async fn pixels_match_the_served_imagery_at_every_level() {
             &server,
             ServiceConfig {
                 format,
-                ..patient()
+                ..ServiceConfig::default()
             },
         );
         let id = texture(0);
@@ -80,7 +72,7 @@ async fn concurrent_requests_for_one_texture_share_one_build() {
     })
     .await
     .unwrap();
-    let svc = service(&server, patient());
+    let svc = service(&server, ServiceConfig::default());
     let id = texture(1);
     let results = join_all((0..32).map(|_| svc.texture(&id))).await;
     assert!(results.iter().all(|t| t.bytes == results[0].bytes));
@@ -100,7 +92,7 @@ async fn many_textures_download_concurrently() {
     })
     .await
     .unwrap();
-    let svc = service(&server, patient());
+    let svc = service(&server, ServiceConfig::default());
     let ids: Vec<_> = (0..64).map(texture).collect();
     // X-Plane's first read of each: the 64 KiB header (the top chunk row).
     let reads = ids.iter().map(|id| {
@@ -144,7 +136,7 @@ async fn faults_never_break_a_texture() {
         &server,
         ServiceConfig {
             fetch: fast_retries(),
-            ..patient()
+            ..ServiceConfig::default()
         },
     );
     let ids: Vec<_> = (0..6).map(texture).collect();
@@ -163,7 +155,7 @@ async fn faults_never_break_a_texture() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hung_provider_costs_at_most_the_read_bound() {
+async fn a_hung_provider_costs_at_most_the_stall_window() {
     let server = ImageryServer::start(ServerConfig {
         faults: Faults {
             hang: 1.0,
@@ -176,7 +168,7 @@ async fn a_hung_provider_costs_at_most_the_read_bound() {
     let svc = service(
         &server,
         ServiceConfig {
-            read_bound: Duration::from_millis(500),
+            stall_window: Duration::from_millis(500),
             ..ServiceConfig::default()
         },
     );
@@ -197,7 +189,7 @@ async fn disk_cache_serves_a_new_service_and_rejects_bad_files() {
     let dir = tempfile::tempdir().unwrap();
     let config = || ServiceConfig {
         disk_cache: Some((dir.path().to_path_buf(), 1 << 30)),
-        ..patient()
+        ..ServiceConfig::default()
     };
     let id = texture(3);
     let writer = service(&server, config());
@@ -259,7 +251,7 @@ async fn is_cached_answers_per_range_and_not_for_files_only_the_scan_saw() {
     let config = || ServiceConfig {
         disk_cache: Some((dir.path().to_path_buf(), 1 << 30)),
         memory_cache_bytes: 1,
-        ..patient()
+        ..ServiceConfig::default()
     };
     let id = texture(5);
     let format = DdsFormat::Bc1;

@@ -2,10 +2,14 @@
 //!
 //! Each attempt holds a permit of the [`Gate`] for as long as it talks to
 //! the provider, never while it backs off; the permit goes back when the
-//! attempt ends or its future is dropped. Every attempt is bounded: the
-//! connection by `connect_timeout`, the reply's headers by
-//! `first_byte_timeout`, the whole body by `body_timeout` (a 1 byte/s drip
-//! ends there), its size by `max_body_bytes`.
+//! attempt ends or its future is dropped. A request waits in line by the
+//! age of the oldest read that wants it, and moves up when an older read
+//! joins. Every attempt is bounded: the connection by `connect_timeout`,
+//! the reply's headers by `first_byte_timeout`, the whole body by
+//! `body_timeout` (a 1 byte/s drip ends there), its size by
+//! `max_body_bytes`. The two time bounds stretch to a few times the
+//! provider's typical answer time when that is longer: on a slow link
+//! every answer is late, and none of them is a stall.
 //!
 //! Replies are sorted: 404/410/204 and fillers are "no data" (not retried:
 //! a provider without imagery says so once), 400/401/403/451... permanent,
@@ -17,14 +21,17 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use reqwest::StatusCode;
+use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::gate::{Gate, InFlight, Report};
 use super::retry_after::retry_after;
+use super::gate::Motion;
 use super::{FetchConfig, FetchError, WorkClass};
 use crate::coord::ChunkCoord;
 use crate::metrics::Metrics;
 use crate::provider::{TileProvider, Verdict};
+use crate::sched::{acquire_ranked, Urgency};
 
 /// The process-wide imagery client. Cheap to clone; clones share permits.
 #[derive(Debug, Clone)]
@@ -74,12 +81,34 @@ impl ImageryClient {
         self.gate.is_failing(provider)
     }
 
-    /// One chunk. Cancel-safe: dropping the future gives back its permit at once.
+    /// Whether the provider is answering what it has in flight.
+    pub fn motion(&self, provider: &dyn TileProvider) -> Motion {
+        self.gate.motion(provider)
+    }
+
+    /// One chunk, for work of `class` asked for now. Cancel-safe: dropping
+    /// the future gives back its permit at once.
     pub async fn fetch(
         &self,
         provider: &Arc<dyn TileProvider>,
         chunk: ChunkCoord,
         class: WorkClass,
+    ) -> Result<Bytes, FetchError> {
+        let urgency = match class {
+            WorkClass::Live => Some(Instant::now()),
+            WorkClass::Background => None,
+        };
+        let (_fixed, mut urgency) = watch::channel(urgency);
+        self.fetch_for(provider, chunk, &mut urgency).await
+    }
+
+    /// One chunk, in line by `urgency` (who waits for it), which may
+    /// change while the request waits for its permit. Cancel-safe.
+    pub async fn fetch_for(
+        &self,
+        provider: &Arc<dyn TileProvider>,
+        chunk: ChunkCoord,
+        urgency: &mut watch::Receiver<Urgency>,
     ) -> Result<Bytes, FetchError> {
         if !provider.zoom_range().contains(&chunk.zoom) {
             return Err(FetchError::NoData {
@@ -89,7 +118,9 @@ impl ImageryClient {
         }
         let mut attempt = 0;
         loop {
-            let permit = match self.gate.acquire(provider.as_ref(), class).await {
+            let acquired =
+                acquire_ranked(urgency, |rank| self.gate.acquire(provider.as_ref(), rank)).await;
+            let permit = match acquired {
                 Ok(permit) => permit,
                 Err(e) => {
                     self.metrics.chunk_fast_failed.incr();
@@ -98,7 +129,7 @@ impl ImageryClient {
             };
             let result = {
                 let _in_flight = self.metrics.requests_in_flight.enter();
-                let _class = match class {
+                let _class = match permit.class() {
                     WorkClass::Live => self.metrics.requests_live.enter(),
                     WorkClass::Background => self.metrics.requests_background.enter(),
                 };
@@ -141,8 +172,10 @@ impl ImageryClient {
             cut: true,
             ..Report::default()
         };
-        let answered = Report {
+        let sent = Instant::now();
+        let answered = || Report {
             answered: true,
+            took: Some(sent.elapsed()),
             ..Report::default()
         };
         let spec = provider.request(chunk);
@@ -150,7 +183,7 @@ impl ImageryClient {
         for (name, value) in &spec.headers {
             request = request.header(*name, value);
         }
-        let first_byte = self.config.first_byte_timeout;
+        let first_byte = self.gate.patience(provider, self.config.first_byte_timeout);
         let mut response = match timeout(first_byte, request.send()).await {
             Err(_) => {
                 self.metrics.chunk_timeouts.incr();
@@ -166,7 +199,7 @@ impl ImageryClient {
         };
         match status.as_u16() {
             200..=299 if status != StatusCode::NO_CONTENT => {}
-            204 | 404 | 410 => return (Err(no_data(format!("HTTP {status}"))), answered),
+            204 | 404 | 410 => return (Err(no_data(format!("HTTP {status}"))), answered()),
             429 | 503 => {
                 self.metrics.chunk_throttled.incr();
                 let pause = retry_after(response.headers());
@@ -183,13 +216,14 @@ impl ImageryClient {
                 return (Err(error), report);
             }
             408 | 500..=599 => return (Err(FetchError::Status(status)), failed),
-            _ => return (Err(FetchError::Permanent(status)), answered),
+            _ => return (Err(FetchError::Permanent(status)), answered()),
         }
         let cap = self.config.max_body_bytes;
         if response.content_length().is_some_and(|n| n > cap as u64) {
-            return (Err(FetchError::TooLarge(cap)), answered);
+            return (Err(FetchError::TooLarge(cap)), answered());
         }
-        let deadline = Instant::now() + self.config.body_timeout;
+        let body_timeout = self.gate.patience(provider, self.config.body_timeout);
+        let deadline = Instant::now() + body_timeout;
         let expected = response
             .content_length()
             .unwrap_or(16 << 10)
@@ -199,14 +233,14 @@ impl ImageryClient {
             match timeout_at(deadline, response.chunk()).await {
                 Err(_) => {
                     self.metrics.chunk_timeouts.incr();
-                    let error = FetchError::BodyTimeout(self.config.body_timeout);
+                    let error = FetchError::BodyTimeout(body_timeout);
                     return (Err(error), stalled);
                 }
                 Ok(Err(e)) => return (Err(e.into()), failed),
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(piece))) => {
                     if body.len() + piece.len() > cap {
-                        return (Err(FetchError::TooLarge(cap)), answered);
+                        return (Err(FetchError::TooLarge(cap)), answered());
                     }
                     body.extend_from_slice(&piece);
                 }
@@ -214,12 +248,12 @@ impl ImageryClient {
         }
         self.metrics.chunk_bytes.add(body.len() as u64);
         match provider.judge(response.headers(), &body) {
-            Verdict::Imagery => (Ok(body.freeze()), answered),
+            Verdict::Imagery => (Ok(body.freeze()), answered()),
             Verdict::Filler(why) => {
                 self.metrics.chunk_filler.incr();
-                (Err(no_data(format!("filler reply ({why})"))), answered)
+                (Err(no_data(format!("filler reply ({why})"))), answered())
             }
-            Verdict::Damaged => (Err(FetchError::Rejected), answered),
+            Verdict::Damaged => (Err(FetchError::Rejected), answered()),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! taken against the global bound, the class's share and the provider's
 //! limit at once:
 //!
-//! - at most `max_in_flight` requests in flight in all;
+//! - at most `max_in_flight` requests in flight in all, granted in
+//!   [`Rank`] order (live before background, the oldest read first)
+//!   across every provider;
 //! - background requests at most `max_background`, and none taken while a
 //!   live request waits for a permit;
 //! - per provider, an adaptive limit between 1 and the provider's own
@@ -11,8 +13,17 @@
 //! - per provider, a pause its `Retry-After` asked for, and its
 //!   [`Health`]: while the circuit is open a request fails at once.
 //!
-//! A [`Permit`] gives itself back when dropped, also when its download is
-//! cancelled; waiting is cancel-safe too.
+//! The gate also knows whether each provider is *moving*: when it last
+//! answered while it had requests in flight, and how long its answers
+//! take. Readers use the first to tell a provider that stalled from one
+//! that is merely busy; the client uses the second to be as patient with
+//! a request as the provider's answers are slow (a slow link is not a
+//! failing provider).
+//!
+//! Waiters queue per provider in a [`WaitQueue`] (O(log n) each way); a
+//! release looks at the first waiter of each provider only. A [`Permit`]
+//! gives itself back when dropped, also when its download is cancelled;
+//! waiting is cancel-safe too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,10 +35,18 @@ use tokio::time::Instant;
 use super::health::{Admit, Health, Thresholds};
 use super::{FetchConfig, FetchError, WorkClass};
 use crate::provider::TileProvider;
+use crate::sched::{QueueKey, Rank, WaitQueue};
 
 /// Cuts of one provider's limit closer together than this count once: the
 /// replies of one window of requests say the same thing.
 const CUT_INTERVAL: Duration = Duration::from_secs(1);
+/// A request waits for its answer this many times the provider's typical
+/// answer time before it counts as stalled.
+const PATIENCE_FACTOR: u32 = 4;
+/// The most that patience grows to.
+const MAX_PATIENCE: Duration = Duration::from_secs(60);
+/// Weight of the newest answer time in the running average.
+const ANSWER_TIME_WEIGHT: f64 = 0.2;
 
 /// What one attempt says about its provider.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,6 +59,18 @@ pub struct Report {
     pub failed: bool,
     /// It asked for a pause (`Retry-After`).
     pub pause: Option<Duration>,
+    /// How long the answer took, from sending to the whole body.
+    pub took: Option<Duration>,
+}
+
+/// How a provider is doing, as readers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Motion {
+    /// Its circuit is open: requests fail fast.
+    pub failing: bool,
+    /// How long it has had requests in flight without answering any
+    /// (zero when idle).
+    pub silent_for: Duration,
 }
 
 /// One provider's share of the gate.
@@ -51,43 +82,53 @@ struct ProviderState {
     last_cut: Option<Instant>,
     paused_until: Option<Instant>,
     health: Health,
+    queue: WaitQueue<Waiter>,
+    /// Since when it has had requests in flight (none: idle).
+    busy_since: Option<Instant>,
+    last_answer: Option<Instant>,
+    /// Running average of its answers' times, in seconds.
+    answer_secs: f64,
 }
 
 impl ProviderState {
     fn allowed(&self) -> usize {
         (self.limit as usize).clamp(1, self.ceiling)
     }
+
+    fn set_in_flight(&mut self, in_flight: usize, now: Instant) {
+        self.in_flight = in_flight;
+        if in_flight == 0 {
+            self.busy_since = None;
+        } else {
+            self.busy_since.get_or_insert(now);
+        }
+    }
 }
 
-/// A request waiting for a permit. Waiters are woken one by one, only
-/// when a permit they can take is free, so a release costs one wake-up,
-/// not one per waiter.
+/// A request waiting for a permit; the dispatcher grants it (or fails it)
+/// and wakes it once.
 #[derive(Debug)]
 struct Waiter {
     id: u64,
-    class: WorkClass,
-    key: String,
     wake: Arc<Notify>,
-    /// Woken and about to look again: counts as taking its permit.
-    woken: bool,
 }
+
+/// What a waiter was given.
+type Grant = Result<Admit, &'static str>;
 
 #[derive(Debug, Default)]
 struct State {
     live: usize,
     background: usize,
-    /// In arrival order.
-    waiters: Vec<Waiter>,
     next_waiter: u64,
     providers: HashMap<String, ProviderState>,
+    /// Waiters granted (or failed) and not yet back for it, by id.
+    granted: HashMap<u64, Grant>,
 }
 
 impl State {
     fn live_waiting(&self) -> usize {
-        self.waiters
-            .iter()
-            .filter(|w| w.class == WorkClass::Live)
-            .count()
+        self.providers.values().map(|p| p.queue.live_len()).sum()
     }
 }
 
@@ -109,11 +150,10 @@ pub struct Gate {
     thresholds: Thresholds,
 }
 
-/// What a request may do now.
+/// What a request may do now, ignoring who waits ahead of it.
 enum Step {
     Take(Admit),
     Wait,
-    WaitUntil(Instant),
     Fail(&'static str),
 }
 
@@ -164,17 +204,40 @@ impl Gate {
             .is_some_and(|p| p.health.is_open())
     }
 
-    /// What a request of `class` to `p` may do, given `taken` more permits
-    /// (of woken waiters) than counted, per class and for the provider.
-    fn step(
-        &self,
-        s: &State,
-        p: &ProviderState,
-        class: WorkClass,
-        extra: (usize, usize, usize),
-        live_waiting: usize,
-        now: Instant,
-    ) -> Step {
+    /// Whether the provider is answering the requests it has in flight.
+    pub fn motion(&self, provider: &dyn TileProvider) -> Motion {
+        let s = self.lock();
+        let Some(p) = s.providers.get(provider.cache_key()) else {
+            return Motion {
+                failing: false,
+                silent_for: Duration::ZERO,
+            };
+        };
+        let silent_for = p.busy_since.map_or(Duration::ZERO, |busy| {
+            let moved = p.last_answer.map_or(busy, |answer| answer.max(busy));
+            moved.elapsed()
+        });
+        Motion {
+            failing: p.health.is_open(),
+            silent_for,
+        }
+    }
+
+    /// How long a request to the provider may take before it counts as
+    /// stalled: `base`, or more when its answers are slow (a link that
+    /// is busy delivers every answer late, none of them stalled).
+    pub fn patience(&self, provider: &dyn TileProvider, base: Duration) -> Duration {
+        let typical = self
+            .lock()
+            .providers
+            .get(provider.cache_key())
+            .map_or(0.0, |p| p.answer_secs);
+        let patient = Duration::from_secs_f64(typical) * PATIENCE_FACTOR;
+        base.max(patient.min(MAX_PATIENCE))
+    }
+
+    /// What a request of `class` to `p` may do now, given the counts.
+    fn step(&self, s: &State, p: &ProviderState, class: WorkClass, now: Instant) -> Step {
         let admit = p.health.admit(now);
         if admit == Admit::No {
             return Step::Fail("it keeps failing; it is probed again later");
@@ -183,17 +246,18 @@ impl Gate {
             if until - now > self.max_pause {
                 return Step::Fail("it asked for a pause longer than we wait");
             }
-            return Step::WaitUntil(until);
+            return Step::Wait;
         }
-        let (live, background) = (s.live + extra.0, s.background + extra.1);
-        let pool = live + background < self.max_in_flight;
+        let pool = s.live + s.background < self.max_in_flight;
         let share = match class {
             WorkClass::Live => true,
-            WorkClass::Background => background < self.max_background && live_waiting == 0,
+            WorkClass::Background => {
+                s.background < self.max_background && s.live_waiting() == 0
+            }
         };
         let own = match admit {
-            Admit::Probe => p.in_flight + extra.2 == 0,
-            _ => p.in_flight + extra.2 < p.allowed(),
+            Admit::Probe => p.in_flight == 0,
+            _ => p.in_flight < p.allowed(),
         };
         if pool && share && own {
             Step::Take(admit)
@@ -202,170 +266,145 @@ impl Gate {
         }
     }
 
-    /// Wakes the waiters that can take a permit now (live ones first), and
-    /// those that are to fail fast.
-    fn wake(&self, s: &mut State) {
+    /// Grants free permits to the first waiters in [`Rank`] order across
+    /// providers, and fails at once the waiters of a provider that fails
+    /// fast. Each grant looks at one waiter per provider.
+    fn dispatch(&self, s: &mut State) {
         let now = Instant::now();
-        let mut extra: HashMap<&str, usize> = HashMap::new();
-        let (mut live, mut background) = (0, 0);
-        for w in s.waiters.iter().filter(|w| w.woken) {
-            *extra.entry(w.key.as_str()).or_default() += 1;
-            match w.class {
-                WorkClass::Live => live += 1,
-                WorkClass::Background => background += 1,
-            }
-        }
-        let mut wake = Vec::new();
-        let live_waiting = s.live_waiting();
-        for class in [WorkClass::Live, WorkClass::Background] {
-            for (i, w) in s.waiters.iter().enumerate() {
-                if w.woken || w.class != class {
-                    continue;
-                }
-                if s.live + s.background + live + background >= self.max_in_flight
-                    && class == WorkClass::Live
-                {
-                    break;
-                }
-                let Some(p) = s.providers.get(&w.key) else {
+        loop {
+            let mut best: Option<(QueueKey, String, Admit)> = None;
+            let mut failing: Vec<(String, &'static str)> = Vec::new();
+            for (name, p) in &s.providers {
+                let Some((&key, _)) = p.queue.first() else {
                     continue;
                 };
-                let own = extra.get(w.key.as_str()).copied().unwrap_or(0);
-                match self.step(s, p, class, (live, background, own), live_waiting, now) {
-                    Step::Take(_) => {
-                        *extra.entry(w.key.as_str()).or_default() += 1;
-                        match class {
-                            WorkClass::Live => live += 1,
-                            WorkClass::Background => background += 1,
+                match self.step(s, p, key.0.class(), now) {
+                    Step::Fail(why) => failing.push((name.clone(), why)),
+                    Step::Take(admit) => {
+                        if best.as_ref().is_none_or(|(b, _, _)| key < *b) {
+                            best = Some((key, name.clone(), admit));
                         }
-                        wake.push(i);
                     }
-                    Step::Fail(_) => wake.push(i),
-                    Step::Wait | Step::WaitUntil(_) => {}
+                    Step::Wait => {}
                 }
             }
-        }
-        for i in wake {
-            s.waiters[i].woken = true;
-            s.waiters[i].wake.notify_one();
+            for (name, why) in failing {
+                let p = s.providers.get_mut(&name).expect("listed above");
+                for (_, waiter) in p.queue.drain() {
+                    s.granted.insert(waiter.id, Err(why));
+                    waiter.wake.notify_one();
+                }
+            }
+            let Some((key, name, admit)) = best else {
+                return;
+            };
+            let p = s.providers.get_mut(&name).expect("listed above");
+            let waiter = p.queue.remove(&key).expect("first in its queue");
+            p.set_in_flight(p.in_flight + 1, now);
+            if admit == Admit::Probe {
+                p.health.start_probe();
+            }
+            match key.0.class() {
+                WorkClass::Live => s.live += 1,
+                WorkClass::Background => s.background += 1,
+            }
+            s.granted.insert(waiter.id, Ok(admit));
+            waiter.wake.notify_one();
         }
     }
 
-    /// Waits for a permit; fails at once when the provider is failing or
-    /// has asked for a pause longer than we wait.
+    fn provider_state<'s>(&self, s: &'s mut State, provider: &dyn TileProvider) -> &'s mut ProviderState {
+        let ceiling = provider.max_in_flight().clamp(1, self.max_in_flight);
+        s.providers
+            .entry(provider.cache_key().to_string())
+            .or_insert_with(|| ProviderState {
+                in_flight: 0,
+                ceiling,
+                limit: ceiling as f64,
+                last_cut: None,
+                paused_until: None,
+                health: Health::new(&self.thresholds),
+                queue: WaitQueue::default(),
+                busy_since: None,
+                last_answer: None,
+                answer_secs: 0.0,
+            })
+    }
+
+    /// A permit of `class` to `provider` is back; a probe that went away
+    /// unanswered lets the next request probe instead.
+    fn give_back(&self, s: &mut State, provider: &str, class: WorkClass, abandoned_probe: bool) {
+        match class {
+            WorkClass::Live => s.live -= 1,
+            WorkClass::Background => s.background -= 1,
+        }
+        if let Some(p) = s.providers.get_mut(provider) {
+            p.set_in_flight(p.in_flight - 1, Instant::now());
+            if abandoned_probe {
+                p.health.abandon_probe();
+            }
+        }
+        self.dispatch(s);
+    }
+
+    /// Waits for a permit, in line by `rank`; fails at once when the
+    /// provider is failing or has asked for a pause longer than we wait.
     pub async fn acquire(
         &self,
         provider: &dyn TileProvider,
-        class: WorkClass,
+        rank: Rank,
     ) -> Result<Permit<'_>, FetchError> {
         let key = provider.cache_key();
-        let mut waiting: Option<Waiting<'_>> = None;
+        let unavailable = |why| FetchError::Unavailable {
+            provider: provider.name().to_string(),
+            why,
+        };
+        let (waiting, wake) = {
+            let mut s = self.lock();
+            let id = s.next_waiter;
+            s.next_waiter += 1;
+            let wake = Arc::new(Notify::new());
+            let p = self.provider_state(&mut s, provider);
+            let queued = p.queue.push(
+                rank,
+                id,
+                Waiter {
+                    id,
+                    wake: Arc::clone(&wake),
+                },
+            );
+            self.dispatch(&mut s);
+            let waiting = Waiting {
+                gate: self,
+                provider: key.to_string(),
+                queued,
+                id,
+            };
+            (waiting, wake)
+        };
         loop {
-            let (wake, until) = {
+            let paused_until = {
                 let mut s = self.lock();
-                let now = Instant::now();
-                if !s.providers.contains_key(key) {
-                    let ceiling = provider.max_in_flight().clamp(1, self.max_in_flight);
-                    s.providers.insert(
-                        key.to_string(),
-                        ProviderState {
-                            in_flight: 0,
-                            ceiling,
-                            limit: ceiling as f64,
-                            last_cut: None,
-                            paused_until: None,
-                            health: Health::new(&self.thresholds),
-                        },
-                    );
-                }
-                // A live request that is itself waiting does not hold
-                // itself back; others waiting hold background work back.
-                let mine = waiting.as_ref().map(|w| w.id);
-                let live_waiting = s
-                    .waiters
-                    .iter()
-                    .filter(|w| w.class == WorkClass::Live && Some(w.id) != mine)
-                    .count();
-                let p = &s.providers[key];
-                // Woken waiters ahead of us hold their permits in spirit;
-                // a newcomer must not take what a woken waiter was promised.
-                let promised = s.waiters.iter().filter(|w| w.woken && Some(w.id) != mine);
-                let (mut live, mut background, mut own) = (0, 0, 0);
-                for w in promised {
-                    match w.class {
-                        WorkClass::Live => live += 1,
-                        WorkClass::Background => background += 1,
-                    }
-                    if w.key == key {
-                        own += 1;
-                    }
-                }
-                match self.step(&s, p, class, (live, background, own), live_waiting, now) {
-                    Step::Fail(why) => {
-                        return Err(FetchError::Unavailable {
-                            provider: provider.name().to_string(),
-                            why,
-                        });
-                    }
-                    Step::Take(admit) => {
-                        let p = s.providers.get_mut(key).expect("inserted above");
-                        p.in_flight += 1;
-                        let probe = admit == Admit::Probe;
-                        if probe {
-                            p.health.start_probe();
-                        }
-                        match class {
-                            WorkClass::Live => s.live += 1,
-                            WorkClass::Background => s.background += 1,
-                        }
-                        if let Some(w) = waiting.take() {
-                            s.waiters.retain(|x| x.id != w.id);
-                            std::mem::forget(w);
-                        }
-                        return Ok(Permit {
+                if let Some(grant) = s.granted.remove(&waiting.id) {
+                    std::mem::forget(waiting);
+                    return match grant {
+                        Ok(admit) => Ok(Permit {
                             gate: self,
                             key: key.to_string(),
-                            class,
-                            probe,
+                            class: rank.class(),
+                            probe: admit == Admit::Probe,
                             reported: false,
-                        });
-                    }
-                    step => {
-                        let until = match step {
-                            Step::WaitUntil(until) => Some(until),
-                            _ => None,
-                        };
-                        let id = match &waiting {
-                            Some(w) => w.id,
-                            None => {
-                                let id = s.next_waiter;
-                                s.next_waiter += 1;
-                                s.waiters.push(Waiter {
-                                    id,
-                                    class,
-                                    key: key.to_string(),
-                                    wake: Arc::new(Notify::new()),
-                                    woken: false,
-                                });
-                                waiting = Some(Waiting { gate: self, id });
-                                id
-                            }
-                        };
-                        let w = s
-                            .waiters
-                            .iter_mut()
-                            .find(|w| w.id == id)
-                            .expect("registered above");
-                        w.woken = false;
-                        (Arc::clone(&w.wake), until)
-                    }
+                        }),
+                        Err(why) => Err(unavailable(why)),
+                    };
                 }
+                s.providers.get(key).and_then(|p| p.paused_until)
             };
-            match until {
+            match paused_until {
                 Some(until) => {
                     tokio::select! {
                         () = wake.notified() => {}
-                        () = tokio::time::sleep_until(until) => {}
+                        () = tokio::time::sleep_until(until) => self.dispatch(&mut self.lock()),
                     }
                 }
                 None => wake.notified().await,
@@ -374,19 +413,34 @@ impl Gate {
     }
 }
 
-/// A registered waiter; leaving (cancelled, or failed fast) removes it and
-/// passes on a wake-up it may have had.
+/// A queued waiter; leaving (cancelled) takes it out of line, or gives back
+/// a permit it was granted meanwhile.
 struct Waiting<'a> {
     gate: &'a Gate,
+    provider: String,
+    queued: QueueKey,
     id: u64,
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         let mut s = self.gate.lock();
-        s.waiters.retain(|w| w.id != self.id);
-        // Its leaving may free background work or a promised permit.
-        self.gate.wake(&mut s);
+        match s.granted.remove(&self.id) {
+            // Granted but never taken: give it back as its permit would.
+            Some(Ok(admit)) => {
+                let probe = admit == Admit::Probe;
+                self.gate
+                    .give_back(&mut s, &self.provider, self.queued.0.class(), probe);
+            }
+            Some(Err(_)) => {}
+            None => {
+                if let Some(p) = s.providers.get_mut(&self.provider) {
+                    p.queue.remove(&self.queued);
+                }
+                // A live waiter leaving may let background work go.
+                self.gate.dispatch(&mut s);
+            }
+        }
     }
 }
 
@@ -401,6 +455,11 @@ pub struct Permit<'a> {
 }
 
 impl Permit<'_> {
+    /// The class it was granted to (work promoted later keeps it).
+    pub fn class(&self) -> WorkClass {
+        self.class
+    }
+
     /// Tells the gate how the attempt went (before the permit goes).
     pub fn report(mut self, report: Report) {
         self.reported = true;
@@ -419,6 +478,13 @@ impl Permit<'_> {
             } else if report.answered && !report.cut {
                 p.limit = (p.limit + 1.0).min(p.ceiling as f64);
             }
+            if report.answered {
+                p.last_answer = Some(now);
+                if let Some(took) = report.took {
+                    let took = took.as_secs_f64();
+                    p.answer_secs += (took - p.answer_secs) * ANSWER_TIME_WEIGHT;
+                }
+            }
             if report.failed {
                 let was_open = p.health.is_open();
                 p.health.failed(now, &gate.thresholds);
@@ -435,22 +501,15 @@ impl Permit<'_> {
             }
         }
     }
+
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let mut s = self.gate.lock();
-        match self.class {
-            WorkClass::Live => s.live -= 1,
-            WorkClass::Background => s.background -= 1,
-        }
-        if let Some(p) = s.providers.get_mut(&self.key) {
-            p.in_flight -= 1;
-            if self.probe && !self.reported {
-                p.health.abandon_probe();
-            }
-        }
-        self.gate.wake(&mut s);
+        let gate = self.gate;
+        let mut s = gate.lock();
+        let abandoned_probe = self.probe && !self.reported;
+        gate.give_back(&mut s, &self.key, self.class, abandoned_probe);
     }
 }
 
@@ -463,6 +522,10 @@ mod tests {
         TemplateProvider::custom("http://127.0.0.1:9/{z}/{x}/{y}.jpg")
             .unwrap()
             .with_max_in_flight(ceiling)
+    }
+
+    fn live() -> Rank {
+        Rank::Live(Instant::now())
     }
 
     fn gate(max_in_flight: usize, max_background: usize) -> Gate {
@@ -485,19 +548,19 @@ mod tests {
             cut: true,
             ..Report::default()
         };
-        g.acquire(&p, WorkClass::Live)
+        g.acquire(&p, live())
             .await
             .unwrap()
             .report(throttled);
         assert_eq!(g.limit(&p), 32);
         // A second 429 of the same window does not cut again.
-        g.acquire(&p, WorkClass::Live)
+        g.acquire(&p, live())
             .await
             .unwrap()
             .report(throttled);
         assert_eq!(g.limit(&p), 32);
         tokio::time::advance(CUT_INTERVAL).await;
-        g.acquire(&p, WorkClass::Live)
+        g.acquire(&p, live())
             .await
             .unwrap()
             .report(throttled);
@@ -506,11 +569,11 @@ mod tests {
         let held: Vec<_> = {
             let mut v = Vec::new();
             for _ in 0..16 {
-                v.push(g.acquire(&p, WorkClass::Live).await.unwrap());
+                v.push(g.acquire(&p, live()).await.unwrap());
             }
             v
         };
-        let blocked = tokio::time::timeout(Duration::from_secs(1), g.acquire(&p, WorkClass::Live));
+        let blocked = tokio::time::timeout(Duration::from_secs(1), g.acquire(&p, live()));
         assert!(blocked.await.is_err());
         let answered = Report {
             answered: true,
@@ -521,7 +584,7 @@ mod tests {
         }
         assert_eq!(g.limit(&p), 32);
         for _ in 0..100 {
-            g.acquire(&p, WorkClass::Live)
+            g.acquire(&p, live())
                 .await
                 .unwrap()
                 .report(answered);
@@ -539,15 +602,15 @@ mod tests {
             ..Report::default()
         };
         for _ in 0..3 {
-            g.acquire(&p, WorkClass::Live).await.unwrap().report(failed);
+            g.acquire(&p, live()).await.unwrap().report(failed);
         }
-        let err = g.acquire(&p, WorkClass::Live).await.unwrap_err();
+        let err = g.acquire(&p, live()).await.unwrap_err();
         assert!(err.is_unavailable(), "{err}");
         assert!(g.is_failing(&p));
         tokio::time::advance(Duration::from_secs(2)).await;
-        let probe = g.acquire(&p, WorkClass::Live).await.unwrap();
+        let probe = g.acquire(&p, live()).await.unwrap();
         assert!(g
-            .acquire(&p, WorkClass::Live)
+            .acquire(&p, live())
             .await
             .unwrap_err()
             .is_unavailable());
@@ -556,14 +619,14 @@ mod tests {
             ..Report::default()
         });
         assert!(!g.is_failing(&p));
-        drop(g.acquire(&p, WorkClass::Live).await.unwrap());
+        drop(g.acquire(&p, live()).await.unwrap());
     }
 
     #[tokio::test(start_paused = true)]
     async fn retry_after_pauses_the_provider() {
         let g = gate(256, 64);
         let p = provider(8);
-        g.acquire(&p, WorkClass::Live)
+        g.acquire(&p, live())
             .await
             .unwrap()
             .report(Report {
@@ -572,10 +635,10 @@ mod tests {
                 ..Report::default()
             });
         let started = Instant::now();
-        drop(g.acquire(&p, WorkClass::Live).await.unwrap());
+        drop(g.acquire(&p, live()).await.unwrap());
         assert_eq!(started.elapsed(), Duration::from_secs(3));
         // Longer than we wait: unavailable at once.
-        g.acquire(&p, WorkClass::Live)
+        g.acquire(&p, live())
             .await
             .unwrap()
             .report(Report {
@@ -583,7 +646,7 @@ mod tests {
                 ..Report::default()
             });
         assert!(g
-            .acquire(&p, WorkClass::Live)
+            .acquire(&p, live())
             .await
             .unwrap_err()
             .is_unavailable());
@@ -593,20 +656,20 @@ mod tests {
     async fn background_has_its_share_and_yields_to_live_work() {
         let g = gate(4, 2);
         let p = provider(64);
-        let b1 = g.acquire(&p, WorkClass::Background).await.unwrap();
-        let b2 = g.acquire(&p, WorkClass::Background).await.unwrap();
+        let b1 = g.acquire(&p, Rank::Background).await.unwrap();
+        let b2 = g.acquire(&p, Rank::Background).await.unwrap();
         let third =
-            tokio::time::timeout(Duration::from_secs(1), g.acquire(&p, WorkClass::Background));
+            tokio::time::timeout(Duration::from_secs(1), g.acquire(&p, Rank::Background));
         assert!(third.await.is_err(), "background share is 2");
-        let l1 = g.acquire(&p, WorkClass::Live).await.unwrap();
-        let l2 = g.acquire(&p, WorkClass::Live).await.unwrap();
+        let l1 = g.acquire(&p, live()).await.unwrap();
+        let l2 = g.acquire(&p, live()).await.unwrap();
         // The pool is full; a live request waits, and a background one
         // queued behind it must not take the permit freed next.
         let g = &g;
-        let live = async { g.acquire(&p, WorkClass::Live).await.map(|_| "live") };
+        let live = async { g.acquire(&p, live()).await.map(|_| "live") };
         let background = async {
             tokio::task::yield_now().await;
-            g.acquire(&p, WorkClass::Background)
+            g.acquire(&p, Rank::Background)
                 .await
                 .map(|_| "background")
         };
@@ -629,13 +692,102 @@ mod tests {
     async fn cancelled_waits_and_downloads_give_everything_back() {
         let g = gate(1, 1);
         let p = provider(4);
-        let held = g.acquire(&p, WorkClass::Live).await.unwrap();
-        let waiting = tokio::time::timeout(Duration::from_secs(1), g.acquire(&p, WorkClass::Live));
+        let held = g.acquire(&p, live()).await.unwrap();
+        let waiting = tokio::time::timeout(Duration::from_secs(1), g.acquire(&p, live()));
         assert!(waiting.await.is_err());
         assert_eq!(g.in_flight().live_waiting, 0, "the cancelled wait is gone");
         drop(held);
         assert_eq!(g.in_flight(), InFlight::default());
-        drop(g.acquire(&p, WorkClass::Background).await.unwrap());
+        drop(g.acquire(&p, Rank::Background).await.unwrap());
         assert_eq!(g.in_flight(), InFlight::default());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permits_go_to_the_oldest_read_across_providers() {
+        let g = gate(1, 1);
+        let a = provider(8);
+        let b = TemplateProvider::from_template("other", "http://127.0.0.1:9/{z}/{x}/{y}.jpg")
+            .unwrap()
+            .with_max_in_flight(8);
+        let held = g.acquire(&a, live()).await.unwrap();
+        let t0 = Instant::now();
+        let ranks = [
+            ("young", &b, Rank::Live(t0)),
+            ("background", &a, Rank::Background),
+            ("old", &b, Rank::Live(t0 - Duration::from_secs(9))),
+            ("middle", &a, Rank::Live(t0 - Duration::from_secs(3))),
+        ];
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let g = &g;
+        let waits = ranks.iter().map(|(name, p, rank)| {
+            let order = Arc::clone(&order);
+            async move {
+                let permit = g.acquire(*p, *rank).await.unwrap();
+                order.lock().unwrap().push(*name);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                drop(permit);
+            }
+        });
+        let all = futures_util::future::join_all(waits);
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(held);
+        };
+        tokio::join!(all, release);
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["old", "middle", "young", "background"]
+        );
+        assert_eq!(g.in_flight(), InFlight::default());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_provider_is_silent_only_while_it_has_requests_unanswered() {
+        let g = gate(8, 4);
+        let p = provider(8);
+        assert_eq!(g.motion(&p).silent_for, Duration::ZERO, "idle");
+        let first = g.acquire(&p, live()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(g.motion(&p).silent_for, Duration::from_secs(3));
+        let second = g.acquire(&p, live()).await.unwrap();
+        first.report(Report {
+            answered: true,
+            took: Some(Duration::from_secs(3)),
+            ..Report::default()
+        });
+        assert_eq!(g.motion(&p).silent_for, Duration::ZERO, "it answered");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(g.motion(&p).silent_for, Duration::from_secs(2));
+        drop(second);
+        assert_eq!(g.motion(&p).silent_for, Duration::ZERO, "idle again");
+        assert!(!g.motion(&p).failing);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn patience_grows_with_the_providers_answer_times() {
+        let g = gate(8, 4);
+        let p = provider(8);
+        let base = Duration::from_secs(5);
+        assert_eq!(g.patience(&p, base), base);
+        for _ in 0..30 {
+            g.acquire(&p, live()).await.unwrap().report(Report {
+                answered: true,
+                took: Some(Duration::from_secs(4)),
+                ..Report::default()
+            });
+        }
+        let patience = g.patience(&p, base);
+        assert!(
+            patience > Duration::from_secs(15) && patience <= Duration::from_secs(16),
+            "four times the typical 4 s: {patience:?}"
+        );
+        for _ in 0..30 {
+            g.acquire(&p, live()).await.unwrap().report(Report {
+                answered: true,
+                took: Some(Duration::from_secs(600)),
+                ..Report::default()
+            });
+        }
+        assert_eq!(g.patience(&p, base), MAX_PATIENCE);
     }
 }

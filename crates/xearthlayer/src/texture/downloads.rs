@@ -3,20 +3,21 @@
 //! A chunk is downloaded once however many units want it at the same time
 //! (neighbouring textures share their stand-in chunks at lower zoom), and
 //! the download is cancelled, giving back its permit, as soon as no unit
-//! waits for it any more. A download starts in the class of whoever asked
-//! first; when a live reader joins a background download that has not got
-//! its answer yet, it is asked again as live work.
+//! waits for it any more. A download waits for its permit in line by the
+//! oldest read that wants it; when a reader joins a background download
+//! that is still waiting, it moves up the line (one already talking to
+//! the provider goes on).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::shared_work::{Claim, SharedWork, Urgency};
+use super::shared_work::{Claim, SharedWork};
 use crate::coord::ChunkCoord;
 use crate::fetch::ImageryClient;
 use crate::provider::TileProvider;
-use crate::sched::WorkClass;
+use crate::sched::Urgency;
 
 /// The chunk's bytes, or `None` when it could not be had (no data there,
 /// failures, the provider unavailable).
@@ -68,27 +69,11 @@ async fn download(
     chunk: ChunkCoord,
     mut urgency: watch::Receiver<Urgency>,
 ) -> ChunkResult {
-    loop {
-        let class = if urgency.borrow().is_some() {
-            WorkClass::Live
-        } else {
-            WorkClass::Background
-        };
-        let attempt = client.fetch(&provider, chunk, class);
-        let result = if class == WorkClass::Live {
-            attempt.await
-        } else {
-            tokio::select! {
-                result = attempt => result,
-                () = super::promoted(&mut urgency) => continue,
-            }
-        };
-        return match result {
-            Ok(body) => Some(body),
-            Err(e) => {
-                tracing::debug!(%chunk, provider = provider.name(), error = %e, "chunk download failed");
-                None
-            }
-        };
+    match client.fetch_for(&provider, chunk, &mut urgency).await {
+        Ok(body) => Some(body),
+        Err(e) => {
+            tracing::debug!(%chunk, provider = provider.name(), error = %e, "chunk download failed");
+            None
+        }
     }
 }

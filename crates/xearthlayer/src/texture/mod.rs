@@ -7,11 +7,12 @@
 //! - [`registry`]: the one entry of each texture, beside the memory cache.
 //! - [`shared_work`]: work done once for all who want it, cancelled when
 //!   nobody does.
-//! - [`reader`]: what a read needs built, within its time bound.
-//! - [`unit_build`]: one unit's downloads, deadline and CPU work.
+//! - [`reader`]: what a read needs built, and waiting for it.
+//! - [`patience`]: how long a read waits, when it gives up, visits.
+//! - [`unit_build`]: one unit's downloads and CPU work.
 //! - [`downloads`]: chunk downloads shared across textures.
 //! - [`fallback`]: what stands in for late or missing imagery.
-//! - [`pool`]: the bounded CPU pool, live jobs first.
+//! - [`pool`]: the bounded CPU pool, live jobs first, the oldest read's first.
 //! - [`memory_budget`]: bytes background work may hold outside the caches.
 //! - [`service`]: the front the filesystem and the prefetcher call.
 //! - [`source`]: the filesystem's view of the service.
@@ -21,6 +22,7 @@ pub mod downloads;
 pub mod entry;
 pub mod fallback;
 pub mod memory_budget;
+pub mod patience;
 pub mod plan;
 pub mod pool;
 mod reader;
@@ -32,44 +34,19 @@ pub mod state;
 mod unit_build;
 
 pub use entry::TextureEntry;
+pub use patience::Visit;
 pub use service::{
-    ServiceConfig, ServiceError, Texture, TextureService, WorkCounts, DEFAULT_READ_BOUND,
+    ServiceConfig, ServiceError, Texture, TextureService, WorkCounts, DEFAULT_MAX_WAIT,
+    DEFAULT_STALL_WINDOW, DEFAULT_STARTUP_MAX_WAIT,
 };
 
 use tokio::sync::watch;
 
-use crate::sched::{ClassedPermits, Permit, WorkClass};
-use shared_work::Urgency;
+use crate::sched::{Urgency, WorkClass};
 
 /// The class work runs in, given its urgency now.
 fn class_of(urgency: &watch::Receiver<Urgency>) -> WorkClass {
-    if urgency.borrow().is_some() {
-        WorkClass::Live
-    } else {
-        WorkClass::Background
-    }
-}
-
-/// A permit of `permits` in the work's class; background work that a
-/// reader joins while it waits goes on waiting as live work (else a
-/// promoted unit would queue behind every background job).
-async fn acquire_as(permits: &ClassedPermits, urgency: &mut watch::Receiver<Urgency>) -> Permit {
-    loop {
-        if class_of(urgency) == WorkClass::Live {
-            return permits.acquire(WorkClass::Live).await;
-        }
-        tokio::select! {
-            permit = permits.acquire(WorkClass::Background) => return permit,
-            () = promoted(urgency) => {}
-        }
-    }
-}
-
-/// Resolves when the work becomes live (never, if it cannot any more).
-async fn promoted(urgency: &mut watch::Receiver<Urgency>) {
-    if urgency.wait_for(Option::is_some).await.is_err() {
-        std::future::pending::<()>().await;
-    }
+    WorkClass::of(*urgency.borrow())
 }
 
 /// Resolves when the urgency changes (never, if it cannot any more).

@@ -1,8 +1,9 @@
 //! The CPU pool: decode, mips and encode run on Tokio's blocking threads,
 //! at most `threads` jobs at once, so a burst of hundreds of textures keeps
 //! every core busy without starving the async runtime or oversubscribing.
-//! Live jobs go first; background jobs use at most half the threads (at
-//! least one), so a prefetch can never hold every core when a reader comes.
+//! Jobs wait in [`crate::sched`]'s order: live jobs first, the oldest read's
+//! first; background jobs use at most half the threads (at least one), so a
+//! prefetch can never hold every core when a reader comes.
 
 use tokio::sync::watch;
 
@@ -23,9 +24,9 @@ impl CpuPool {
         }
     }
 
-    /// Runs `job` on a blocking thread once a slot of its class is free
-    /// (live while `urgency` has a deadline; a background job promoted
-    /// while it waits goes on waiting as live). The slot is held by the job
+    /// Runs `job` on a blocking thread once its turn comes (live while
+    /// `urgency` names a read, in line by that read's age; a job whose
+    /// urgency changes while it waits moves in line). The slot is held by the job
     /// itself, so a caller that goes away does not free it while the job
     /// still runs. A panic in the job resumes in the caller; a job
     /// cancelled because the runtime shuts down never returns.
@@ -34,7 +35,7 @@ impl CpuPool {
         urgency: &mut watch::Receiver<Urgency>,
         job: impl FnOnce() -> R + Send + 'static,
     ) -> R {
-        let slot = super::acquire_as(&self.permits, urgency).await;
+        let slot = self.permits.acquire_as(urgency).await;
         let job = move || {
             let _slot = slot;
             job()
@@ -82,7 +83,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!queued.is_finished(), "background keeps to its share");
         // ...until a reader joins it: it takes the free live thread at once.
-        promote.send_replace(Some(Instant::now() + Duration::from_secs(5)));
+        promote.send_replace(Some(Instant::now()));
         let answer = tokio::time::timeout(Duration::from_secs(10), queued)
             .await
             .expect("promoted work does not wait for background work")

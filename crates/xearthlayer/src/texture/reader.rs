@@ -1,20 +1,24 @@
-//! What a read needs built, and waiting for it within the read's bound.
+//! What a read needs built, and waiting for it while it moves.
 //!
 //! A read builds only the units its range touches, top levels first: a
 //! level-0 strip also makes the rows below it, so lower levels are planned
-//! again after each round. Each unit is claimed from the entry's shared
-//! work, so readers of the same unit share one build; a reader whose bound
-//! runs out drops its claims (a build nobody else wants is cancelled) and
-//! is answered with stand-ins. A read past the first strip of a level starts
-//! the level's later strips as background work (read-ahead).
+//! again after each round. A live read that needs full-resolution strips
+//! also claims the texture's low levels, first: they come from one
+//! low-zoom chunk, so a read that must give up gets the texture's own
+//! imagery scaled up (blurry), not neutral fill (grey). Each unit is
+//! claimed from the entry's shared work, so readers of the same unit share
+//! one build; a reader that gives up (see [`patience`](super::patience))
+//! drops its claims (a build nobody else wants is cancelled) and is
+//! answered with stand-ins. A read past the first strip of a level starts
+//! the level's later strips too (read-ahead).
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use tokio::time::Instant;
 
 use super::entry::{TextureEntry, UnitOutcome};
+use super::patience::{GiveUp, ReadNeed};
 use super::plan::{self, Unit};
 use super::service::Inner;
 use super::shared_work::{Abandoned, Claim, Urgency};
@@ -24,51 +28,60 @@ use super::shared_work::{Abandoned, Claim, Urgency};
 const MAX_ROUNDS: usize = 8;
 
 impl Inner {
-    /// Builds whatever of `range` is not built yet, by `deadline` (`None`:
-    /// background work, no reader waits). Returns whether all of `range` is
-    /// built now.
+    /// Builds whatever of `range` is not built yet, for a live read
+    /// (`need`) or as background work (`None`: no reader waits). Returns
+    /// whether all of `range` is built now; a live read that gave up
+    /// returns `false`.
     pub(super) async fn ensure(
         self: &Arc<Self>,
         entry: &Arc<TextureEntry>,
         range: Range<u64>,
-        deadline: Urgency,
+        need: Option<ReadNeed>,
     ) -> bool {
         if entry.state.is_built(range.clone()) {
             self.metrics.memory_hits.incr();
             return true;
         }
-        match deadline {
-            Some(deadline) => {
-                if tokio::time::timeout_at(deadline, self.load_from_disk(entry))
+        match need {
+            Some(need) => {
+                if tokio::time::timeout_at(need.cap, self.load_from_disk(entry))
                     .await
                     .is_err()
                 {
+                    self.metrics.reads_past_cap.incr();
                     return false;
                 }
             }
             None => self.load_from_disk(entry).await,
         }
+        let urgency: Urgency = need.map(|n| n.since);
         for n in 0..MAX_ROUNDS {
-            let round = self.next_round(entry, range.clone());
+            let mut round = self.next_round(entry, range.clone());
             if round.is_empty() {
                 break;
             }
-            if n == 0 && deadline.is_some() {
-                self.metrics.reads_waited.incr();
-            }
-            if let Some(deadline) = deadline {
-                self.read_ahead(entry, &round, deadline);
+            if let Some(need) = need {
+                if n == 0 {
+                    self.metrics.reads_waited.incr();
+                }
+                self.read_ahead(entry, &round, need);
+                if self.wants_low_first(entry, &round) {
+                    round.insert(0, Unit::Low);
+                }
             }
             let claims: Vec<(Unit, Claim<UnitOutcome>)> = round
                 .into_iter()
-                .map(|unit| (unit, self.claim_unit(entry, unit, deadline)))
+                .map(|unit| (unit, self.claim_unit(entry, unit, urgency)))
                 .collect();
             let waits = join_all(claims.iter().map(|(_, claim)| claim.wait()));
-            let outcomes = match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline, waits).await {
-                    Ok(outcomes) => outcomes,
-                    Err(_) => {
-                        self.metrics.reads_past_bound.incr();
+            let outcomes = match need {
+                Some(need) => tokio::select! {
+                    outcomes = waits => outcomes,
+                    why = self.give_up(entry, need) => {
+                        match why {
+                            GiveUp::Stalled => self.metrics.reads_stalled.incr(),
+                            GiveUp::PastCap => self.metrics.reads_past_cap.incr(),
+                        }
                         return false;
                     }
                 },
@@ -88,6 +101,15 @@ impl Inner {
             }
         }
         entry.state.is_built(range)
+    }
+
+    /// Whether a live round of full-resolution strips should build the
+    /// low levels first: they are not built, and the round does not hold
+    /// them already.
+    fn wants_low_first(&self, entry: &TextureEntry, round: &[Unit]) -> bool {
+        round.iter().all(|u| *u != Unit::Low)
+            && !entry.has_failed(Unit::Low)
+            && !entry.state.is_built(Unit::Low.range(self.config.format))
     }
 
     /// The units of `range` to build next: those of the top level still
@@ -119,10 +141,10 @@ impl Inner {
         self: &Arc<Self>,
         entry: &Arc<TextureEntry>,
         unit: Unit,
-        deadline: Urgency,
+        urgency: Urgency,
     ) -> Claim<UnitOutcome> {
         let (inner, owner) = (Arc::clone(self), Arc::clone(entry));
-        entry.units.claim(unit, deadline, move |urgency| {
+        entry.units.claim(unit, urgency, move |urgency| {
             inner.build_unit(owner, unit, urgency)
         })
     }
@@ -130,11 +152,11 @@ impl Inner {
     /// A read past the first strip of a level is a read of the whole level
     /// (X-Plane reads a close texture front to back in pieces): start the
     /// level's later strips now instead of one piece at a time. The reader
-    /// will wait for them in a moment, so they are live work, due one bound
-    /// after this read (as background work, a strip that needed stand-ins
-    /// would be discarded and built again when the reader got to it).
-    /// Header reads (strip 0 only) start nothing.
-    fn read_ahead(self: &Arc<Self>, entry: &Arc<TextureEntry>, round: &[Unit], deadline: Instant) {
+    /// will wait for them in a moment, so they are live work of the same
+    /// visit, wanted until its cap (as background work, a strip that
+    /// needed stand-ins would be discarded and built again when the reader
+    /// got to it). Header reads (strip 0 only) start nothing.
+    fn read_ahead(self: &Arc<Self>, entry: &Arc<TextureEntry>, round: &[Unit], need: ReadNeed) {
         let format = self.config.format;
         let Some((level, last)) = round
             .iter()
@@ -155,10 +177,11 @@ impl Inner {
             if entry.state.is_built(unit.range(format)) || entry.units.is_running(&unit) {
                 continue;
             }
-            let claim = self.claim_unit(entry, unit, Some(deadline + self.config.read_bound));
-            // The holder keeps the build wanted until it ends.
+            let claim = self.claim_unit(entry, unit, Some(need.since));
+            // The holder keeps the build wanted until it ends, or the
+            // visit's cap passes.
             tokio::spawn(async move {
-                let _ = claim.wait().await;
+                let _ = tokio::time::timeout_at(need.cap, claim.wait()).await;
             });
         }
     }

@@ -4,11 +4,12 @@
 //! This file is the front: configuration, the shared parts, and the calls
 //! the filesystem and the prefetcher make. Where each decision lives:
 //! - which entry is a texture's: [`registry`](super::registry);
-//! - which units a read needs, read-ahead, the bound: [`reader`](super::reader);
-//! - one unit's downloads, deadline and CPU work: [`unit_build`](super::unit_build);
+//! - which units a read needs, read-ahead, when it gives up: [`reader`](super::reader);
+//! - how patient reads are, and a visit's start: [`patience`](super::patience);
+//! - one unit's downloads and CPU work: [`unit_build`](super::unit_build);
 //! - chunk downloads shared across textures: [`downloads`](super::downloads);
 //! - what stands in for what is late or missing: [`fallback`](super::fallback);
-//! - live work before background work: [`crate::sched`].
+//! - live work before background work, the oldest read first: [`crate::sched`].
 //!
 //! Nothing here fails: the worst outcome is valid bytes of neutral colour.
 
@@ -26,6 +27,7 @@ use super::build;
 use super::downloads::Downloads;
 use super::entry::{EntryKey, TextureEntry};
 use super::memory_budget::MemoryBudget;
+use super::patience::{FirstLoad, ReadNeed};
 use super::plan::{self, Unit};
 use super::pool::CpuPool;
 use super::registry::{Found, Registry};
@@ -48,10 +50,18 @@ const MAX_PENDING_WRITE_BYTES: u64 = 64 << 20;
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     pub format: DdsFormat,
-    /// The longest a read waits, from the moment it is handed over to the
-    /// moment it is answered (queueing, downloads, CPU, retries). Past it
-    /// the read is answered with stand-ins.
-    pub read_bound: Duration,
+    /// How long the provider may leave the requests it has in flight
+    /// unanswered before the reads that wait for it give up and are
+    /// answered with stand-ins. A read waits as long as its work moves.
+    pub stall_window: Duration,
+    /// The longest a read waits however its work moves, counted from the
+    /// first read of its visit (a texture read in several pieces is one
+    /// visit).
+    pub max_wait: Duration,
+    /// The same while X-Plane's first scenery load runs (its loading
+    /// screen is up, and stand-ins at the departure airport would stay for
+    /// the whole flight).
+    pub startup_max_wait: Duration,
     /// How long background work (read-ahead, prefetch) downloads a unit.
     pub background_budget: Duration,
     /// A texture served with stand-ins is built again for new opens once
@@ -73,17 +83,30 @@ pub struct ServiceConfig {
     pub fetch: FetchConfig,
 }
 
-/// The default read bound. X-Plane's loader threads wait on each read, so
-/// every second a read takes holds up the scene; a healthy cold burst of
-/// 200 textures on 2 cores answers its slowest read in about 3 s here
-/// (BENCHMARKS.md), so 5 s cuts only reads that a stalling provider holds.
-pub const DEFAULT_READ_BOUND: Duration = Duration::from_secs(5);
+/// The default stall window: the client's own first-byte timeout is 5 s,
+/// so a provider whose requests all go 4 s without any answer has stopped
+/// answering, not slowed down (a busy link still answers several requests
+/// a second).
+pub const DEFAULT_STALL_WINDOW: Duration = Duration::from_secs(4);
+/// The default cap of a read in flight. With X-Plane's 64 loader threads
+/// outstanding, a read waits about 64 reads' bytes over the link (Little's
+/// law): about 5 s at 25 Mbit/s, 13 s at 10 Mbit/s. A minute lets links
+/// down to about 2 Mbit/s serve final imagery, and is twice the 30 s the
+/// patient peer waits; a stalled provider is caught by the stall window
+/// long before.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
+/// The default cap during X-Plane's first load: its loading screen waits
+/// for the scenery anyway, and the first load is the biggest (thousands of
+/// textures, minutes of a home link).
+pub const DEFAULT_STARTUP_MAX_WAIT: Duration = Duration::from_secs(600);
 
 impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             format: DdsFormat::Bc1,
-            read_bound: DEFAULT_READ_BOUND,
+            stall_window: DEFAULT_STALL_WINDOW,
+            max_wait: DEFAULT_MAX_WAIT,
+            startup_max_wait: DEFAULT_STARTUP_MAX_WAIT,
             background_budget: Duration::from_secs(30),
             retry_degraded_after: Duration::from_secs(10),
             cpu_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -140,6 +163,7 @@ pub(super) struct Inner {
     /// Disk writes run in the background; shutdown waits for them.
     pub(super) disk_writes: TaskTracker,
     pub(super) pending_writes: MemoryBudget,
+    pub(super) first_load: FirstLoad,
 }
 
 impl std::fmt::Debug for Inner {
@@ -193,6 +217,7 @@ impl TextureService {
                 config,
                 disk_writes: TaskTracker::new(),
                 pending_writes: MemoryBudget::new(MAX_PENDING_WRITE_BYTES),
+                first_load: FirstLoad::default(),
             }),
         })
     }
@@ -278,35 +303,61 @@ impl TextureService {
     }
 
     /// Exactly the bytes of `range` of the texture (clamped to its size),
-    /// building what is missing first, answered within the read bound
-    /// counted from now. Never fails.
+    /// building what is missing first; a visit of its own. Never fails.
     pub async fn read(&self, entry: &Arc<TextureEntry>, range: Range<u64>) -> Bytes {
-        self.read_checked(entry, range).await.0
+        self.read_checked(entry, range, Instant::now()).await.0
     }
 
-    /// [`read`](Self::read), and whether every byte is real imagery built
-    /// for this texture (no stand-ins).
-    async fn read_checked(&self, entry: &Arc<TextureEntry>, range: Range<u64>) -> (Bytes, bool) {
-        let deadline = Instant::now() + self.inner.config.read_bound;
-        let m = &self.inner.metrics;
+    /// [`read`](Self::read) as part of a visit that started at `visit`
+    /// (the first read of an open file, see [`Visit`](super::patience::Visit)):
+    /// the read waits in line by that age, and at most the visit's cap.
+    pub async fn read_in_visit(
+        &self,
+        entry: &Arc<TextureEntry>,
+        range: Range<u64>,
+        visit: Instant,
+    ) -> Bytes {
+        self.read_checked(entry, range, visit).await.0
+    }
+
+    /// A read, and whether every byte is final imagery: built for this
+    /// texture from real imagery, no stand-ins.
+    async fn read_checked(
+        &self,
+        entry: &Arc<TextureEntry>,
+        range: Range<u64>,
+        visit: Instant,
+    ) -> (Bytes, bool) {
+        let inner = &self.inner;
+        let m = &inner.metrics;
+        let _reading = inner.first_load.read_started();
+        let need = ReadNeed {
+            since: visit,
+            cap: visit + inner.max_wait(),
+        };
         m.reads.incr();
         for level in layout::levels_touched(self.format(), range.clone()) {
             m.reads_by_level[level as usize].incr();
         }
-        let needed = if self.inner.config.whole_textures {
+        let needed = if inner.config.whole_textures {
             0..self.file_size()
         } else {
             range.clone()
         };
-        let complete = self.inner.ensure(entry, needed, Some(deadline)).await;
+        let complete = inner.ensure(entry, needed, Some(need)).await;
         let bytes = if complete {
-            entry.state.read(range, &self.inner.placeholder)
+            entry.state.read(range, &inner.placeholder)
+        } else {
+            super::fallback::read_with_stand_ins(&entry.state, range, &inner.placeholder)
+        };
+        let is_final = complete && !entry.state.is_degraded();
+        if is_final {
+            m.reads_final.incr();
         } else {
             m.reads_stood_in.incr();
-            super::fallback::read_with_stand_ins(&entry.state, range, &self.inner.placeholder)
-        };
+        }
         m.bytes_read.add(bytes.len() as u64);
-        (bytes, complete)
+        (bytes, is_final)
     }
 
     /// Builds `range` of the texture as background work: after live work,
@@ -361,6 +412,12 @@ impl TextureService {
             .is_some_and(|d| d.holds(&texture, range))
     }
 
+    /// Whether X-Plane's first scenery load is over (reads are then capped
+    /// at `max_wait`, before at `startup_max_wait`).
+    pub fn first_load_done(&self) -> bool {
+        self.inner.first_load.is_done()
+    }
+
     /// Live reads are waiting for builds now (a burst is being served).
     pub fn live_busy(&self) -> bool {
         let builds = self.inner.builds.counts();
@@ -370,10 +427,12 @@ impl TextureService {
     /// The texture's whole DDS file.
     pub async fn texture(&self, id: &TextureId) -> Texture {
         let entry = self.entry(id);
-        let (bytes, complete) = self.read_checked(&entry, 0..self.file_size()).await;
+        let (bytes, is_final) = self
+            .read_checked(&entry, 0..self.file_size(), Instant::now())
+            .await;
         Texture {
             bytes,
-            degraded: !complete || entry.state.is_degraded(),
+            degraded: !is_final,
         }
     }
 

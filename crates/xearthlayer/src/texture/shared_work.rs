@@ -9,9 +9,9 @@
 //! its claims with [`Abandoned`], so nobody waits on it forever.
 //!
 //! Each piece of work carries its *urgency*: `None` while only background
-//! work wants it, else the earliest deadline of the live readers that do.
+//! work wants it, else when the oldest live read that wants it started.
 //! The work watches it, so a prefetch that a reader joins becomes live
-//! work with the reader's deadline.
+//! work, and live work moves up the line when an older read joins.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,8 +22,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-/// `None`: background; `Some(deadline)`: a reader needs it by then.
-pub type Urgency = Option<Instant>;
+pub use crate::sched::Urgency;
 
 /// The work ended without a result (it panicked or was aborted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -60,18 +59,19 @@ impl<V: Clone> Claim<V> {
         Ok(done.clone().expect("waited for a result"))
     }
 
-    /// Asks for the result by `deadline` (makes background work live).
-    pub fn hurry(&self, deadline: Instant) {
-        hurry(&self.slot.urgency, Some(deadline));
+    /// Says a read that started at `since` waits for it (makes
+    /// background work live, and moves live work up for an older read).
+    pub fn hurry(&self, since: Instant) {
+        hurry(&self.slot.urgency, Some(since));
     }
 }
 
 fn hurry(urgency: &watch::Sender<Urgency>, wanted: Urgency) {
-    let Some(deadline) = wanted else { return };
+    let Some(since) = wanted else { return };
     urgency.send_if_modified(|current| match current {
-        Some(now) if *now <= deadline => false,
+        Some(oldest) if *oldest <= since => false,
         _ => {
-            *current = Some(deadline);
+            *current = Some(since);
             true
         }
     });
@@ -266,16 +266,17 @@ mod tests {
             urgency.wait_for(Option::is_some).await.unwrap();
             *urgency.borrow()
         });
-        let soon = Instant::now() + Duration::from_secs(2);
-        let later = soon + Duration::from_secs(5);
-        let live = work.claim(1, Some(later), |_| async { unreachable!() });
-        live.hurry(soon);
-        work.claim(1, Some(later), |_| async { unreachable!() })
-            .hurry(later);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let older = Instant::now() - Duration::from_secs(5);
+        let newer = Instant::now();
+        let live = work.claim(1, Some(newer), |_| async { unreachable!() });
+        live.hurry(older);
+        work.claim(1, Some(newer), |_| async { unreachable!() })
+            .hurry(newer);
         assert_eq!(
             background.wait().await,
-            Ok(Some(soon)),
-            "the earliest deadline wins"
+            Ok(Some(older)),
+            "the oldest read wins"
         );
     }
 }

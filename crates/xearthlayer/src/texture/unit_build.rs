@@ -2,13 +2,14 @@
 //! pool decodes, mips and encodes them, and the bytes go into the entry and,
 //! when all from real imagery, to the disk cache.
 //!
-//! The unit's downloads end at its download deadline: for live work, the
-//! earliest waiting reader's deadline less a margin for the CPU work; for
-//! background work, a fixed budget. A chunk that failed, or that is still
-//! missing halfway to the deadline, gets its stand-in fetches started
-//! (lower-zoom chunks that contain it); at the deadline each chunk takes the
-//! best of what arrived. Background work that would need stand-ins keeps
-//! nothing: a reader builds it for real later.
+//! Live work downloads until every chunk is settled: the readers decide
+//! when to stop waiting, and cancel the build when none waits any more.
+//! Background work downloads for a fixed budget. A chunk whose download
+//! failed (no imagery there, the provider failing fast) gets its stand-in
+//! fetches started (lower-zoom chunks that contain it), and so does, in
+//! background work, a chunk still missing halfway through the budget; at
+//! the end each chunk takes the best of what arrived. Background work that
+//! would need stand-ins keeps nothing: a reader builds it for real later.
 
 use std::sync::Arc;
 
@@ -24,11 +25,10 @@ use super::entry::{TextureEntry, UnitOutcome};
 use super::fallback;
 use super::plan::{self, Unit, LOW_LEVEL};
 use super::service::Inner;
-use super::shared_work::Urgency;
 use super::state::LowPart;
 use crate::coord::ChunkCoord;
 use crate::dds::layout::{self, DdsFormat};
-use crate::sched::WorkClass;
+use crate::sched::{Urgency, WorkClass};
 
 /// A chunk's download answered: (chunk index, depth above it, image).
 type Arrival = BoxFuture<'static, (usize, u8, Option<Bytes>)>;
@@ -76,7 +76,7 @@ impl Inner {
         unit: Unit,
         mut urgency: watch::Receiver<Urgency>,
     ) -> UnitOutcome {
-        let _slot = super::acquire_as(&self.builds, &mut urgency).await;
+        let _slot = self.builds.acquire_as(&mut urgency).await;
         let _in_flight = match class_of(&urgency) {
             WorkClass::Live => self.metrics.generations_in_flight.enter(),
             WorkClass::Background => self.metrics.background_builds_in_flight.enter(),
@@ -132,18 +132,20 @@ impl Inner {
         }
     }
 
-    /// When the unit's downloads end, given its urgency now.
-    fn download_deadline(&self, started: Instant, urgency: &watch::Receiver<Urgency>) -> Instant {
+    /// When the unit's downloads end, given its urgency now: never for
+    /// live work (its readers give up, and cancel it, if it stalls).
+    fn download_deadline(
+        &self,
+        started: Instant,
+        urgency: &watch::Receiver<Urgency>,
+    ) -> Option<Instant> {
         match *urgency.borrow() {
-            Some(read_deadline) => {
-                let margin = self.config.read_bound / 5;
-                read_deadline.checked_sub(margin).unwrap_or(read_deadline)
-            }
-            None => started + self.config.background_budget,
+            Some(_) => None,
+            None => Some(started + self.config.background_budget),
         }
     }
 
-    /// Every chunk of the unit, downloaded or stood in for, by the deadline.
+    /// Every chunk of the unit, downloaded or stood in for.
     async fn unit_inputs(
         self: &Arc<Self>,
         entry: &Arc<TextureEntry>,
@@ -173,7 +175,7 @@ impl Inner {
         }
         while !progress.iter().all(ChunkProgress::settled) && !pending.is_empty() {
             let deadline = self.download_deadline(started, urgency);
-            let halfway = started + (deadline.saturating_duration_since(started) / 2);
+            let halfway = deadline.map(|d| started + (d.saturating_duration_since(started) / 2));
             let waiting = progress
                 .iter()
                 .any(|p| p.image.is_none() && !p.stand_ins_started);
@@ -205,16 +207,19 @@ impl Inner {
                         }
                     }
                 }
-                () = tokio::time::sleep_until(halfway), if waiting => {
+                () = sleep_until(halfway), if waiting && halfway.is_some() => {
                     for (i, p) in progress.iter_mut().enumerate() {
                         if p.image.is_none() && !p.stand_ins_started {
                             pending.extend(self.stand_in_claims(entry, chunks[i], i, *urgency.borrow(), p));
                         }
                     }
                 }
-                () = tokio::time::sleep_until(deadline) => {
-                    // Unless a reader moved the deadline meanwhile.
-                    if self.download_deadline(started, urgency) <= Instant::now() {
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    // Unless a reader joined meanwhile.
+                    if self
+                        .download_deadline(started, urgency)
+                        .is_some_and(|d| d <= Instant::now())
+                    {
                         self.metrics.units_cut_by_deadline.incr();
                         break;
                     }
@@ -337,4 +342,12 @@ fn derive_low(format: DdsFormat, parts: &[LowPart]) -> Bytes {
         low.extend_from_slice(&level);
     }
     Bytes::from(low)
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
