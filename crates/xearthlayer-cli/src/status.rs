@@ -129,12 +129,13 @@ fn live_block(
     let work = service.work();
     let _ = writeln!(
         block,
-        " work     {:>3} live +{:<3} waiting {:>3} background  stand-ins: {} reads, {} chunks",
+        " work     {:>3} live +{:<3} waiting {:>3} background  reads: {} final, {} stand-ins ({:.1}%)",
         work.live_builds,
         work.live_builds_waiting,
         work.background_builds + work.background_builds_waiting,
+        now.reads_final,
         now.reads_stood_in,
-        now.chunks_filled
+        stand_in_share(now)
     );
     let _ = writeln!(
         block,
@@ -199,6 +200,12 @@ fn resident_mib() -> u64 {
         .map_or(0, |kib| kib >> 10)
 }
 
+/// The share of reads answered with stand-ins, in percent.
+fn stand_in_share(m: &MetricsSnapshot) -> f64 {
+    let answered = m.reads_final + m.reads_stood_in;
+    100.0 * m.reads_stood_in as f64 / answered.max(1) as f64
+}
+
 fn line(
     before: &MetricsSnapshot,
     now: &MetricsSnapshot,
@@ -208,10 +215,12 @@ fn line(
     let rate = |a: u64, b: u64| (b - a) as f64 / secs;
     let work = service.work();
     format!(
-        "work: {} live, {} background, {} reads stood in | textures: {} in flight, {:.1} parts built/s | chunks: {:.0}/s, {:.1} errors/s, {} in flight | cache: {} memory hits, {} disk hits | memory {} MiB, process {} MiB | built {} MiB for {} MiB read",
+        "work: {} live, {} background | reads: {} final, {} stand-ins ({:.1}%) | textures: {} in flight, {:.1} parts built/s | chunks: {:.0}/s, {:.1} errors/s, {} in flight | cache: {} memory hits, {} disk hits | memory {} MiB, process {} MiB | built {} MiB for {} MiB read",
         work.live_builds + work.live_builds_waiting,
         work.background_builds + work.background_builds_waiting,
+        now.reads_final,
         now.reads_stood_in,
+        stand_in_share(now),
         now.generations_in_flight,
         rate(before.units_built, now.units_built),
         rate(before.chunk_requests, now.chunk_requests),

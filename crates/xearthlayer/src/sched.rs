@@ -330,8 +330,7 @@ impl State {
     /// [`can_grant`](Self::can_grant) for the first waiter in line, which
     /// is not held back by itself.
     fn can_grant_first(&self, class: WorkClass) -> bool {
-        self.free > 0
-            && (class == WorkClass::Live || self.background_held < self.background_share)
+        self.free > 0 && (class == WorkClass::Live || self.background_held < self.background_share)
     }
 }
 
@@ -356,10 +355,7 @@ impl Future for Acquire {
         };
         match self.key {
             None => {
-                let nobody_ahead = state
-                    .queue
-                    .first()
-                    .is_none_or(|(key, _)| key.0 > self.rank);
+                let nobody_ahead = state.queue.first().is_none_or(|(key, _)| key.0 > self.rank);
                 if nobody_ahead && state.can_grant(class) {
                     state.take(class);
                     return Poll::Ready(permit());
@@ -444,7 +440,9 @@ mod tests {
             pool.try_acquire(Rank::Background).is_none(),
             "background holds at most its share"
         );
-        let held = pool.try_acquire(live(0)).expect("live takes the other slot");
+        let held = pool
+            .try_acquire(live(0))
+            .expect("live takes the other slot");
         // Both slots held: a live and a background request queue.
         let mut waiting_bg = pool.acquire(Rank::Background);
         assert!((&mut waiting_bg).now_or_never().is_none());

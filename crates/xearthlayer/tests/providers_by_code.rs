@@ -13,6 +13,7 @@ use xearthlayer::dds::layout::{self, DdsFormat};
 use xearthlayer::provider::{
     CodeTarget, ProviderKind, ProviderSetup, Providers, TemplateProvider, TileProvider,
 };
+use xearthlayer::texture::plan::Unit;
 use xearthlayer::texture::{ServiceConfig, TextureService};
 use xel_sim::server::{Faults, ImageryServer, ServerConfig};
 use xel_sim::verify::{decode_level, expected_level, psnr};
@@ -181,7 +182,25 @@ async fn a_filler_reply_is_replaced_by_the_lower_zoom() {
     // picture, nothing like the filler's one colour.
     let level0 = decode_level(&t.bytes, DdsFormat::Bc1, 0);
     assert!(psnr(&expected_level(&id, 0), &level0) > 20.0);
-    // Nothing with a filler reaches the disk cache.
-    let stored = cache.path().join(provider.cache_key()).join("bc1/16");
-    assert_eq!(std::fs::read_dir(stored).map(|d| d.count()).unwrap_or(0), 0);
+    // Nothing with a filler reaches the disk cache: a new service finds
+    // only the low levels there (real imagery, from the zoom-12 chunk) and
+    // would build every level-0 strip again.
+    let again = TextureService::new(
+        provider,
+        ServiceConfig {
+            disk_cache: Some((cache.path().to_path_buf(), 1 << 30)),
+            ..ServiceConfig::default()
+        },
+    )
+    .unwrap();
+    let missing = again
+        .missing_units(&id, 0..layout::file_size(DdsFormat::Bc1))
+        .await;
+    assert!(!missing.contains(&Unit::Low), "{missing:?}");
+    for strip in 0..16 {
+        assert!(
+            missing.contains(&Unit::Strip { level: 0, strip }),
+            "{missing:?}"
+        );
+    }
 }

@@ -24,9 +24,9 @@ use reqwest::StatusCode;
 use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at, Instant};
 
+use super::gate::Motion;
 use super::gate::{Gate, InFlight, Report};
 use super::retry_after::retry_after;
-use super::gate::Motion;
 use super::{FetchConfig, FetchError, WorkClass};
 use crate::coord::ChunkCoord;
 use crate::metrics::Metrics;

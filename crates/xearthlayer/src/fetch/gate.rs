@@ -251,9 +251,7 @@ impl Gate {
         let pool = s.live + s.background < self.max_in_flight;
         let share = match class {
             WorkClass::Live => true,
-            WorkClass::Background => {
-                s.background < self.max_background && s.live_waiting() == 0
-            }
+            WorkClass::Background => s.background < self.max_background && s.live_waiting() == 0,
         };
         let own = match admit {
             Admit::Probe => p.in_flight == 0,
@@ -313,7 +311,11 @@ impl Gate {
         }
     }
 
-    fn provider_state<'s>(&self, s: &'s mut State, provider: &dyn TileProvider) -> &'s mut ProviderState {
+    fn provider_state<'s>(
+        &self,
+        s: &'s mut State,
+        provider: &dyn TileProvider,
+    ) -> &'s mut ProviderState {
         let ceiling = provider.max_in_flight().clamp(1, self.max_in_flight);
         s.providers
             .entry(provider.cache_key().to_string())
@@ -501,7 +503,6 @@ impl Permit<'_> {
             }
         }
     }
-
 }
 
 impl Drop for Permit<'_> {
@@ -548,22 +549,13 @@ mod tests {
             cut: true,
             ..Report::default()
         };
-        g.acquire(&p, live())
-            .await
-            .unwrap()
-            .report(throttled);
+        g.acquire(&p, live()).await.unwrap().report(throttled);
         assert_eq!(g.limit(&p), 32);
         // A second 429 of the same window does not cut again.
-        g.acquire(&p, live())
-            .await
-            .unwrap()
-            .report(throttled);
+        g.acquire(&p, live()).await.unwrap().report(throttled);
         assert_eq!(g.limit(&p), 32);
         tokio::time::advance(CUT_INTERVAL).await;
-        g.acquire(&p, live())
-            .await
-            .unwrap()
-            .report(throttled);
+        g.acquire(&p, live()).await.unwrap().report(throttled);
         assert_eq!(g.limit(&p), 16);
         // Only 16 permits now.
         let held: Vec<_> = {
@@ -584,10 +576,7 @@ mod tests {
         }
         assert_eq!(g.limit(&p), 32);
         for _ in 0..100 {
-            g.acquire(&p, live())
-                .await
-                .unwrap()
-                .report(answered);
+            g.acquire(&p, live()).await.unwrap().report(answered);
         }
         assert_eq!(g.limit(&p), 64, "back to its ceiling, no further");
         assert_eq!(g.in_flight(), InFlight::default());
@@ -609,11 +598,7 @@ mod tests {
         assert!(g.is_failing(&p));
         tokio::time::advance(Duration::from_secs(2)).await;
         let probe = g.acquire(&p, live()).await.unwrap();
-        assert!(g
-            .acquire(&p, live())
-            .await
-            .unwrap_err()
-            .is_unavailable());
+        assert!(g.acquire(&p, live()).await.unwrap_err().is_unavailable());
         probe.report(Report {
             answered: true,
             ..Report::default()
@@ -626,30 +611,20 @@ mod tests {
     async fn retry_after_pauses_the_provider() {
         let g = gate(256, 64);
         let p = provider(8);
-        g.acquire(&p, live())
-            .await
-            .unwrap()
-            .report(Report {
-                cut: true,
-                pause: Some(Duration::from_secs(3)),
-                ..Report::default()
-            });
+        g.acquire(&p, live()).await.unwrap().report(Report {
+            cut: true,
+            pause: Some(Duration::from_secs(3)),
+            ..Report::default()
+        });
         let started = Instant::now();
         drop(g.acquire(&p, live()).await.unwrap());
         assert_eq!(started.elapsed(), Duration::from_secs(3));
         // Longer than we wait: unavailable at once.
-        g.acquire(&p, live())
-            .await
-            .unwrap()
-            .report(Report {
-                pause: Some(Duration::from_secs(3600)),
-                ..Report::default()
-            });
-        assert!(g
-            .acquire(&p, live())
-            .await
-            .unwrap_err()
-            .is_unavailable());
+        g.acquire(&p, live()).await.unwrap().report(Report {
+            pause: Some(Duration::from_secs(3600)),
+            ..Report::default()
+        });
+        assert!(g.acquire(&p, live()).await.unwrap_err().is_unavailable());
     }
 
     #[tokio::test(start_paused = true)]
@@ -658,8 +633,7 @@ mod tests {
         let p = provider(64);
         let b1 = g.acquire(&p, Rank::Background).await.unwrap();
         let b2 = g.acquire(&p, Rank::Background).await.unwrap();
-        let third =
-            tokio::time::timeout(Duration::from_secs(1), g.acquire(&p, Rank::Background));
+        let third = tokio::time::timeout(Duration::from_secs(1), g.acquire(&p, Rank::Background));
         assert!(third.await.is_err(), "background share is 2");
         let l1 = g.acquire(&p, live()).await.unwrap();
         let l2 = g.acquire(&p, live()).await.unwrap();
@@ -669,9 +643,7 @@ mod tests {
         let live = async { g.acquire(&p, live()).await.map(|_| "live") };
         let background = async {
             tokio::task::yield_now().await;
-            g.acquire(&p, Rank::Background)
-                .await
-                .map(|_| "background")
+            g.acquire(&p, Rank::Background).await.map(|_| "background")
         };
         let free = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
