@@ -18,11 +18,12 @@
 //! jitter, and counted against the provider's health.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use reqwest::StatusCode;
 use tokio::sync::watch;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::{timeout_at, Instant};
 
 use super::gate::Motion;
 use super::gate::{Gate, InFlight, Report};
@@ -157,6 +158,31 @@ impl ImageryClient {
         }
     }
 
+    /// `work`, or how long it waited when it ran out of patience: `base`
+    /// after `since`, or more while the provider's answers are slow. The
+    /// patience is asked again when it runs out, so a request sent before
+    /// the link got busy is not cut by what was typical then.
+    async fn patiently<T>(
+        &self,
+        provider: &dyn TileProvider,
+        since: Instant,
+        base: Duration,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, Duration> {
+        let mut work = std::pin::pin!(work);
+        let mut patience = self.gate.patience(provider, base);
+        loop {
+            if let Ok(done) = timeout_at(since + patience, &mut work).await {
+                return Ok(done);
+            }
+            let now = self.gate.patience(provider, base);
+            if now <= patience {
+                return Err(patience);
+            }
+            patience = now;
+        }
+    }
+
     /// One request, and what it says about the provider.
     async fn attempt(
         &self,
@@ -183,11 +209,14 @@ impl ImageryClient {
         for (name, value) in &spec.headers {
             request = request.header(*name, value);
         }
-        let first_byte = self.gate.patience(provider, self.config.first_byte_timeout);
-        let mut response = match timeout(first_byte, request.send()).await {
-            Err(_) => {
+        let first_byte = self.config.first_byte_timeout;
+        let mut response = match self
+            .patiently(provider, sent, first_byte, request.send())
+            .await
+        {
+            Err(waited) => {
                 self.metrics.chunk_timeouts.incr();
-                return (Err(FetchError::FirstByteTimeout(first_byte)), stalled);
+                return (Err(FetchError::FirstByteTimeout(waited)), stalled);
             }
             Ok(Err(e)) => return (Err(e.into()), failed),
             Ok(Ok(response)) => response,
@@ -222,18 +251,21 @@ impl ImageryClient {
         if response.content_length().is_some_and(|n| n > cap as u64) {
             return (Err(FetchError::TooLarge(cap)), answered());
         }
-        let body_timeout = self.gate.patience(provider, self.config.body_timeout);
-        let deadline = Instant::now() + body_timeout;
+        let headers_at = Instant::now();
         let expected = response
             .content_length()
             .unwrap_or(16 << 10)
             .min(cap as u64);
         let mut body = BytesMut::with_capacity(expected as usize);
         loop {
-            match timeout_at(deadline, response.chunk()).await {
-                Err(_) => {
+            let piece = response.chunk();
+            match self
+                .patiently(provider, headers_at, self.config.body_timeout, piece)
+                .await
+            {
+                Err(waited) => {
                     self.metrics.chunk_timeouts.incr();
-                    let error = FetchError::BodyTimeout(body_timeout);
+                    let error = FetchError::BodyTimeout(waited);
                     return (Err(error), stalled);
                 }
                 Ok(Err(e)) => return (Err(e.into()), failed),
