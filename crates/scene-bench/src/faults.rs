@@ -85,7 +85,7 @@ impl Bench {
 }
 
 /// The scenario's Markdown block.
-pub fn markdown(command: &str, runs: &FaultRuns, read_bound: &str) -> String {
+pub fn markdown(command: &str, runs: &FaultRuns, stall_window: &str) -> String {
     let mut s = String::new();
     let ratio = runs.recovered.wall.as_secs_f64() / runs.fresh.wall.as_secs_f64().max(1e-9);
     let chunks = |r: &RunResult| r.chunk_requests.max(1) as f64;
@@ -93,7 +93,7 @@ pub fn markdown(command: &str, runs: &FaultRuns, read_bound: &str) -> String {
         s,
         "Run `{command}`: {} textures while the provider answers after 1 s, 404s 3% of chunks \
          and holds 1% of requests open; then {} other textures with the provider healthy, in \
-         the same service and in a fresh one. Read bound: {read_bound}.\n",
+         the same service and in a fresh one. Stall window: {stall_window}.\n",
         runs.faulty.textures, runs.recovered.textures
     );
     let _ = writeln!(s, "| burst | wall time | p50 | p99 | slowest texture | chunk requests | chunks stood in | peak RSS |");

@@ -336,8 +336,8 @@ fn run(args: &Args) -> BenchResult {
         let bound = args
             .service_arg
             .windows(2)
-            .find(|w| w[0] == "--timeout")
-            .map_or("the default, 5 s".to_string(), |w| format!("{} s", w[1]));
+            .find(|w| w[0] == "--stall-window")
+            .map_or("the default, 4 s".to_string(), |w| format!("{} s", w[1]));
         let block = faults::markdown(&command, &runs, &bound);
         println!("{block}");
         report::write_block(&args.out, &label, &block)?;

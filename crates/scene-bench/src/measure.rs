@@ -85,9 +85,20 @@ pub struct RunResult {
     pub units_built: u64,
     pub memory_hits: u64,
     pub disk_hits: u64,
+    /// Reads answered with final imagery, and with stand-ins.
+    pub reads_final: u64,
+    pub reads_stood_in: u64,
+    /// Bytes the imagery server sent: divided by the link's bandwidth,
+    /// the least time the run could take.
+    pub bytes_downloaded: u64,
 }
 
 impl RunResult {
+    /// The share of reads answered with stand-ins.
+    pub fn stand_in_share(&self) -> f64 {
+        self.reads_stood_in as f64 / (self.reads_final + self.reads_stood_in).max(1) as f64
+    }
+
     pub fn textures_per_second(&self) -> f64 {
         self.textures as f64 / self.wall.as_secs_f64().max(1e-9)
     }
@@ -198,6 +209,9 @@ pub fn measure(
         units_built: after.since(&before, "units_built"),
         memory_hits: after.since(&before, "memory_hits"),
         disk_hits: after.since(&before, "disk_hits"),
+        reads_final: after.since(&before, "reads_final"),
+        reads_stood_in: after.since(&before, "reads_stood_in"),
+        bytes_downloaded: server_stats.bytes_sent,
     })
 }
 

@@ -160,12 +160,46 @@ pub fn markdown(machine: &Machine, settings: &Settings, runs: &[RunResult], char
             },
         );
     }
+    reads_and_link(s_, settings, runs);
     targets(s_, settings, runs);
     let _ = writeln!(
         s_,
         "\n![Textures completed over time: the cold burst against its serialized run; the disk-warm and hot runs]({chart})"
     );
     s
+}
+
+/// Reads answered with final imagery against stand-ins, and, over a
+/// capped link, the run's wall time against the link's own time for the
+/// bytes it carried.
+fn reads_and_link(s: &mut String, settings: &Settings, runs: &[RunResult]) {
+    let _ = writeln!(
+        s,
+        "\nReads answered with final imagery and with stand-ins (the service's counters), and the \
+         link: the bytes the imagery server sent, and the least time they take on it.\n\n\
+         | run | reads final | reads with stand-ins | stand-in share | MiB downloaded | link floor s | wall / floor |\n\
+         |---|--:|--:|--:|--:|--:|--:|"
+    );
+    for r in runs {
+        let (floor, ratio) = if settings.bandwidth == 0 || r.bytes_downloaded == 0 {
+            ("–".to_string(), "–".to_string())
+        } else {
+            let floor = r.bytes_downloaded as f64 / settings.bandwidth as f64;
+            (
+                format!("{floor:.1}"),
+                format!("{:.2}x", r.wall.as_secs_f64() / floor.max(1e-9)),
+            )
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.2}% | {:.1} | {floor} | {ratio} |",
+            r.kind.label(),
+            r.reads_final,
+            r.reads_stood_in,
+            100.0 * r.stand_in_share(),
+            r.bytes_downloaded as f64 / MIB,
+        );
+    }
 }
 
 /// The design's targets, measured (not asserted).
