@@ -32,8 +32,19 @@ fn service(server: &ImageryServer, provider_limit: usize, config: ServiceConfig)
     TextureService::new(Arc::new(provider), config).unwrap()
 }
 
-fn mbit(n: f64) -> u64 {
-    (n * 1e6 / 8.0) as u64
+/// The imagery server, its answers `latency_ms` late and, with a rate,
+/// queued on one shared link of that many Mbit/s.
+async fn server(latency_ms: u64, link_mbit: Option<f64>) -> ImageryServer {
+    let server = ImageryServer::start(ServerConfig {
+        latency: Duration::from_millis(latency_ms),
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    if let Some(mbit) = link_mbit {
+        server.set_bandwidth((mbit * 1e6 / 8.0) as u64);
+    }
+    server
 }
 
 /// The low levels, which X-Plane reads after the header.
@@ -43,17 +54,11 @@ fn low() -> std::ops::Range<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_but_healthy_link_gets_no_stand_ins() {
-    let server = ImageryServer::start(ServerConfig {
-        latency: Duration::from_millis(60),
-        ..ServerConfig::default()
-    })
-    .await
-    .unwrap();
     // One shared 1 Mbit/s link: three textures' headers and low levels are
     // about 0.7 MB, six seconds of it, answered a chunk at a time. Every
     // request waits longer than the client's 5 s first-byte timeout and
     // every read longer than the stall window.
-    server.set_bandwidth(mbit(1.0));
+    let server = server(60, Some(1.0)).await;
     let stall_window = Duration::from_secs(1);
     let svc = service(
         &server,
@@ -94,12 +99,7 @@ async fn a_slow_but_healthy_link_gets_no_stand_ins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_stops_answering_mid_read_gets_blurry_stand_ins_at_the_stall_window() {
-    let server = ImageryServer::start(ServerConfig {
-        latency: Duration::from_millis(30),
-        ..ServerConfig::default()
-    })
-    .await
-    .unwrap();
+    let server = server(30, None).await;
     let stall_window = Duration::from_secs(1);
     // Four requests at a time, so most of the texture is still to ask for
     // when the provider stops answering.
@@ -147,13 +147,7 @@ async fn a_provider_that_stops_answering_mid_read_gets_blurry_stand_ins_at_the_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_finish_the_oldest_first() {
-    let server = ImageryServer::start(ServerConfig {
-        latency: Duration::from_millis(20),
-        ..ServerConfig::default()
-    })
-    .await
-    .unwrap();
-    server.set_bandwidth(mbit(8.0));
+    let server = server(20, Some(8.0)).await;
     // Few requests in flight: the rest wait in line at the gate.
     let svc = service(
         &server,
@@ -185,13 +179,7 @@ async fn reads_finish_the_oldest_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_simultaneous_visits_of_one_texture_read_the_same_bytes() {
-    let server = ImageryServer::start(ServerConfig {
-        latency: Duration::from_millis(20),
-        ..ServerConfig::default()
-    })
-    .await
-    .unwrap();
-    server.set_bandwidth(mbit(16.0));
+    let server = server(20, Some(16.0)).await;
     let svc = service(
         &server,
         256,
