@@ -122,16 +122,19 @@ pub fn markdown(command: &str, bursts: &[Burst], memory_cache_bytes: u64) -> Str
     );
     let _ = writeln!(
         s,
-        "| burst | wall s | slowest texture s | chunk requests | MiB built | memory cache MiB | RSS MiB | RSS beyond the cache MiB | peak RSS MiB |"
+        "| burst | wall s | slowest texture s | reads final / with stand-ins | chunk requests | MiB built | memory cache MiB | RSS MiB | RSS beyond the cache MiB | peak RSS MiB |"
     );
-    let _ = writeln!(s, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(s, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (i, b) in bursts.iter().enumerate() {
         let _ = writeln!(
             s,
-            "| {} | {:.2} | {:.2} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            "| {} | {:.2} | {:.2} | {} / {} ({:.1}%) | {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} |",
             i + 1,
             b.run.wall.as_secs_f64(),
             b.run.slowest.as_secs_f64(),
+            b.run.reads_final,
+            b.run.reads_stood_in,
+            100.0 * b.run.stand_in_share(),
             b.run.chunk_requests,
             b.run.bytes_produced as f64 / MIB,
             b.cache_bytes as f64 / MIB,
@@ -200,6 +203,7 @@ mod tests {
         assert!(within.contains("Peak RSS 1200 MiB") && within.contains("(1280 MiB): met"));
         assert!(within.contains("| 2 | "), "one row per burst");
         assert!(within.contains("| 800 | 900 | 100 | 1200 |"), "{within}");
+        assert!(within.contains("| 0 / 0 (0.0%) |"), "{within}");
         let over = markdown("x", &[burst(1100, 1300, 1000)], 1 << 30);
         assert!(over.contains("**not met**"), "{over}");
     }
