@@ -329,6 +329,8 @@ impl Shared {
         let mut tasks: JoinSet<TextureId> = JoinSet::new();
         let mut in_flight: HashMap<TextureId, (Tile, AbortHandle)> = HashMap::new();
         loop {
+            self.service
+                .set_parked(self.telemetry.fix().is_some_and(|fix| fix.is_parked()));
             // Planning asks the caches about every texture ahead: not while
             // X-Plane's burst is using them, when nothing new would start.
             if self.live_busy(in_flight.len()) {

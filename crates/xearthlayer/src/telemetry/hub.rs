@@ -82,6 +82,15 @@ pub struct Fix {
     pub age: Duration,
 }
 
+impl Fix {
+    /// X-Plane says the aircraft stands still: parked before the flight,
+    /// or the simulation paused. (A position inferred from reads says
+    /// nothing of that.)
+    pub fn is_parked(&self) -> bool {
+        self.source != SourceKind::Inferred && self.motion.is_none()
+    }
+}
+
 #[derive(Debug, Default)]
 struct SourceState {
     last: Option<(Instant, Sample)>,
@@ -197,6 +206,21 @@ mod tests {
         hub.report(SourceKind::Udp, sample(47.3, -6.2));
         assert_eq!(hub.fix().map(|f| f.source), Some(SourceKind::Udp));
         assert_eq!(hub.reconnects(SourceKind::Udp), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_x_plane_itself_says_the_aircraft_is_parked() {
+        let hub = Telemetry::new();
+        let parked = Sample {
+            groundspeed_mps: 0.0,
+            ..sample(47.5, -5.5)
+        };
+        hub.report(SourceKind::Inferred, parked);
+        assert_eq!(hub.fix().map(|f| f.is_parked()), Some(false));
+        hub.report(SourceKind::Udp, parked);
+        assert_eq!(hub.fix().map(|f| f.is_parked()), Some(true));
+        hub.report(SourceKind::Udp, sample(47.5, -5.5));
+        assert_eq!(hub.fix().map(|f| f.is_parked()), Some(false), "rolling");
     }
 
     #[tokio::test(start_paused = true)]

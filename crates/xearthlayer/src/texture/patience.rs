@@ -9,7 +9,8 @@
 //!   window without answering any of them, or its circuit is open (it
 //!   fails fast);
 //! - its *cap* passed: `max_wait` after the first read of its visit
-//!   (`startup_max_wait` while X-Plane's first scenery load runs).
+//!   (`startup_max_wait` while X-Plane's first scenery load runs, or
+//!   while telemetry says the aircraft stands still).
 //!
 //! A slow link is not a stall: it answers a little at a time, and the
 //! reads wait in line, the oldest first (see [`crate::sched`]).
@@ -53,10 +54,10 @@ pub(super) enum GiveUp {
 impl Inner {
     /// The cap of a read starting now.
     pub(super) fn max_wait(&self) -> Duration {
-        if self.first_load.is_done() {
-            self.config.max_wait
-        } else {
+        if self.startup.applies() {
             self.config.startup_max_wait
+        } else {
+            self.config.max_wait
         }
     }
 
@@ -77,19 +78,31 @@ impl Inner {
     }
 }
 
-/// X-Plane's first scenery load: from the service's start until reads
-/// have been quiet for [`FIRST_LOAD_QUIET`] after the first one.
+/// When reads get the start-up cap: during X-Plane's first scenery load
+/// (from the service's start until reads have been quiet for
+/// [`FIRST_LOAD_QUIET`] after the first one), and while telemetry says the
+/// aircraft stands still.
 #[derive(Debug, Default)]
-pub(super) struct FirstLoad {
+pub(super) struct StartupPatience {
     done: AtomicBool,
+    /// Telemetry says the aircraft stands still: as patient as at start.
+    parked: AtomicBool,
     reading: AtomicUsize,
     /// When the last read ended, once one has.
     last_end: Mutex<Option<Instant>>,
 }
 
-impl FirstLoad {
+impl StartupPatience {
     pub(super) fn is_done(&self) -> bool {
         self.done.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn applies(&self) -> bool {
+        !self.is_done() || self.parked.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_parked(&self, parked: bool) {
+        self.parked.store(parked, Ordering::Relaxed);
     }
 
     /// A read starts; it ends when the guard is dropped. A read that comes
@@ -108,8 +121,8 @@ impl FirstLoad {
     }
 }
 
-/// A read in progress (see [`FirstLoad::read_started`]).
-pub(super) struct Reading<'a>(&'a FirstLoad);
+/// A read in progress (see [`StartupPatience::read_started`]).
+pub(super) struct Reading<'a>(&'a StartupPatience);
 
 impl Drop for Reading<'_> {
     fn drop(&mut self) {
@@ -171,8 +184,8 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_first_load_ends_after_a_quiet_spell() {
-        let load = FirstLoad::default();
+    async fn the_startup_ends_after_a_quiet_spell() {
+        let load = StartupPatience::default();
         assert!(!load.is_done());
         let a = load.read_started();
         tokio::time::advance(FIRST_LOAD_QUIET * 2).await;
@@ -187,5 +200,8 @@ mod tests {
         tokio::time::advance(FIRST_LOAD_QUIET).await;
         let _c = load.read_started();
         assert!(load.is_done(), "the next read comes after a quiet spell");
+        assert!(!load.applies());
+        load.set_parked(true);
+        assert!(load.applies(), "parked: as patient as at the start");
     }
 }

@@ -27,7 +27,7 @@ use super::build;
 use super::downloads::Downloads;
 use super::entry::{EntryKey, TextureEntry};
 use super::memory_budget::MemoryBudget;
-use super::patience::{FirstLoad, ReadNeed};
+use super::patience::{ReadNeed, StartupPatience};
 use super::plan::{self, Unit};
 use super::pool::CpuPool;
 use super::registry::{Found, Registry};
@@ -163,7 +163,7 @@ pub(super) struct Inner {
     /// Disk writes run in the background; shutdown waits for them.
     pub(super) disk_writes: TaskTracker,
     pub(super) pending_writes: MemoryBudget,
-    pub(super) first_load: FirstLoad,
+    pub(super) startup: StartupPatience,
 }
 
 impl std::fmt::Debug for Inner {
@@ -217,7 +217,7 @@ impl TextureService {
                 config,
                 disk_writes: TaskTracker::new(),
                 pending_writes: MemoryBudget::new(MAX_PENDING_WRITE_BYTES),
-                first_load: FirstLoad::default(),
+                startup: StartupPatience::default(),
             }),
         })
     }
@@ -330,7 +330,7 @@ impl TextureService {
     ) -> (Bytes, bool) {
         let inner = &self.inner;
         let m = &inner.metrics;
-        let _reading = inner.first_load.read_started();
+        let _reading = inner.startup.read_started();
         let need = ReadNeed {
             since: visit,
             cap: visit + inner.max_wait(),
@@ -414,8 +414,16 @@ impl TextureService {
 
     /// Whether X-Plane's first scenery load is over (reads are then capped
     /// at `max_wait`, before at `startup_max_wait`).
-    pub fn first_load_done(&self) -> bool {
-        self.inner.first_load.is_done()
+    pub fn startup_done(&self) -> bool {
+        self.inner.startup.is_done()
+    }
+
+    /// Telemetry says the aircraft stands still (parked, or the simulation
+    /// paused): reads wait up to `startup_max_wait`, as during the first
+    /// load. Stand-ins at the airport where the user sits would stay for
+    /// the whole flight.
+    pub fn set_parked(&self, parked: bool) {
+        self.inner.startup.set_parked(parked);
     }
 
     /// Live reads are waiting for builds now (a burst is being served).
