@@ -1,5 +1,5 @@
 //! The engine against a provider that misbehaves: every read answered in
-//! full within its bound, no download capacity lost to hung requests, full
+//! full (at the stall window at worst), no download capacity lost to hung requests, full
 //! quality back once the provider is, coalescing that does not depend on
 //! the memory cache, and live reads ahead of background work.
 

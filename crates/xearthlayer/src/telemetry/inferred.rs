@@ -35,8 +35,9 @@ use super::motion::{bearing_deg, distance_m, Motion};
 use crate::coord::wrap_lon;
 
 /// Events further apart than this belong to different loading bursts. While
-/// X-Plane loads, its loader threads read without pause (every read is
-/// answered within the read bound, 5 s by default); loads come at least
+/// X-Plane loads, its loader threads read without pause (reads finish one
+/// by one, the oldest first, as the link and the CPU work through the
+/// load, and each finished read frees a thread for the next); loads come at least
 /// 20 s apart even at 16x time compression and 600 kt (1° of latitude).
 const BURST_GAP: Duration = Duration::from_secs(10);
 /// Successive loads' centres are 1-3° apart in flight; further is a jump.

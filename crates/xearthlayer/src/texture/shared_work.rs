@@ -3,7 +3,7 @@
 //! A [`SharedWork`] map starts each piece of work (a unit build, a chunk
 //! download) as its own task the first time it is asked for, and hands every
 //! caller a [`Claim`] on it. The claims own the work: when the last one is
-//! dropped (its readers got their answer elsewhere, their deadline passed)
+//! dropped (its readers got their answer elsewhere, or gave up waiting)
 //! the task is aborted and gives back whatever it holds (a download permit,
 //! a connection, a build slot). A task that panics or is aborted resolves
 //! its claims with [`Abandoned`], so nobody waits on it forever.
