@@ -21,6 +21,7 @@ mod prefetch_cmd;
 mod route;
 mod run;
 mod scenery_packs;
+mod shutdown;
 mod start;
 mod status;
 mod system;

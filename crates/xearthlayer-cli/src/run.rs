@@ -1,6 +1,6 @@
 //! `xearthlayer run`: every ortho package found (see [`packages`]) mounted
 //! at its own `Custom Scenery/<name>_xel`, all served by one texture
-//! service, until SIGINT or SIGTERM. One package failing to mount is
+//! service, until SIGINT, SIGTERM or SIGHUP (see [`crate::shutdown`]). One package failing to mount is
 //! reported and the others serve on. X-Plane must also be told to load the
 //! mounts instead of their sources: `run` prints the `scenery_packs.ini`
 //! changes that takes, or makes them with `--update-scenery-packs`.
@@ -14,7 +14,7 @@ use crate::config::default_packages_dir;
 use crate::manager::MountManager;
 use crate::packages::{self, Origin};
 use crate::scenery_packs::{self, Pack};
-use crate::start::shutdown_signal;
+use crate::shutdown::Signals;
 use crate::status;
 use crate::system::is_root;
 use crate::xplane::{self, CustomScenery};
@@ -48,12 +48,11 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> CliResult {
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+    let mut signals = Signals::install();
     // A signal that came before we mount anything ends the run at once.
     let early = tokio::select! {
         biased;
-        name = &mut shutdown => Some(name),
+        name = signals.next() => Some(name),
         () = std::future::ready(()) => None,
     };
     if let Some(name) = early {
@@ -159,7 +158,7 @@ pub async fn run(args: RunArgs) -> CliResult {
     );
     loop {
         tokio::select! {
-            name = &mut shutdown => {
+            name = signals.next() => {
                 println!("{name}: unmounting {} packages", manager.live());
                 break;
             }
@@ -177,6 +176,13 @@ pub async fn run(args: RunArgs) -> CliResult {
             },
         }
     }
+    signals.force_on_next(
+        manager
+            .mounted()
+            .iter()
+            .map(|p| p.mountpoint.clone())
+            .collect(),
+    );
     reporter.abort();
     trimmer.abort();
     drop(prefetch);

@@ -1,6 +1,7 @@
 //! `xearthlayer start` as a process: clean shutdown on SIGTERM with reads in
-//! flight, recovery after SIGKILL, and clear errors for bad sources and busy
-//! mountpoints. Needs root and /dev/fuse; prints SKIPPED otherwise.
+//! flight and on SIGHUP (a closed terminal), a second SIGINT that stops
+//! waiting, recovery after SIGKILL, and clear errors for bad sources and
+//! busy mountpoints. Needs root and /dev/fuse; prints SKIPPED otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -55,6 +56,10 @@ fn setup(latency: Duration) -> Setup {
 }
 
 fn start(s: &Setup) -> Child {
+    start_with(s, &[])
+}
+
+fn start_with(s: &Setup, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
         .arg("start")
         .arg("--source")
@@ -64,6 +69,7 @@ fn start(s: &Setup) -> Child {
         .arg("--url")
         .arg(s.server.url_template())
         .arg("--no-disk-cache")
+        .args(args)
         .env("HOME", s._dirs.1.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -141,6 +147,93 @@ fn sigterm_with_reads_in_flight_unmounts_and_exits_zero() {
         "readers hang after the service exited"
     );
     assert!(!is_mounted(&s.mnt));
+}
+
+/// The child's stdout lines as they come.
+fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+#[test]
+fn sighup_unmounts_and_exits_zero() {
+    if !can_mount() {
+        return;
+    }
+    let s = setup(Duration::ZERO);
+    let mut child = start(&s);
+    let mnt = s.mnt.clone();
+    let guard = Cleanup(&mut child, &mnt);
+    assert!(
+        wait_for(Duration::from_secs(10), || is_mounted(&s.mnt)),
+        "never mounted"
+    );
+    // What a closed terminal or a dropped SSH session sends.
+    signal(guard.0, libc::SIGHUP);
+    let status = wait_exit(guard.0, Duration::from_secs(10)).expect("exited within 10 s");
+    assert!(status.success(), "{status:?}");
+    assert!(!is_mounted(&s.mnt), "the mount was left behind");
+}
+
+#[test]
+fn a_second_sigint_stops_waiting_for_busy_files_and_detaches() {
+    if !can_mount() {
+        return;
+    }
+    // Slow chunks and a long bound: a whole-texture read stays in flight,
+    // so the orderly unmount finds the mount busy and waits.
+    let s = setup(Duration::from_secs(2));
+    let mut child = start_with(&s, &["--timeout", "60", "--no-tui"]);
+    let lines = stdout_lines(&mut child);
+    let mnt = s.mnt.clone();
+    let guard = Cleanup(&mut child, &mnt);
+    assert!(
+        wait_for(Duration::from_secs(10), || is_mounted(&s.mnt)),
+        "never mounted"
+    );
+    let texture = s
+        .mnt
+        .join("textures")
+        .join(s.package.textures[0].file_name());
+    let _reader = std::thread::spawn(move || std::fs::read(texture));
+    assert!(
+        wait_for(Duration::from_secs(10), || s.server.stats().in_flight > 0),
+        "the read never reached the server"
+    );
+    signal(guard.0, libc::SIGINT);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let said = std::iter::from_fn(|| {
+        lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+    })
+    .any(|line| line.contains("unmounting"));
+    assert!(said, "the first SIGINT starts the orderly stop");
+    let second = Instant::now();
+    signal(guard.0, libc::SIGINT);
+    let status = wait_exit(guard.0, Duration::from_secs(10)).expect("exited");
+    let waited = second.elapsed();
+    let rest: Vec<String> = lines.iter().collect();
+    assert!(
+        rest.iter().any(|l| l.contains("SIGINT again")),
+        "the second SIGINT is acted on: {rest:?}"
+    );
+    assert_eq!(status.code(), Some(1), "a forced stop is not a clean exit");
+    assert!(
+        waited < Duration::from_millis(900),
+        "stopped waiting: {waited:?}"
+    );
+    assert!(!is_mounted(&s.mnt), "the mount was left behind");
 }
 
 #[test]
