@@ -21,6 +21,7 @@ mod prefetch_cmd;
 mod route;
 mod run;
 mod scenery_packs;
+mod screen;
 mod shutdown;
 mod start;
 mod status;
@@ -133,8 +134,9 @@ fn init_logging(verbose: u8, log_file: bool, quiet_stderr: bool) {
     } else {
         filter()
     };
+    // Log lines go above the live view's block, never under it.
     let stderr = fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(screen::LogToStderr)
         .with_filter(stderr_filter);
     let file = log_file
         .then(|| {

@@ -14,6 +14,7 @@ use crate::config::default_packages_dir;
 use crate::manager::MountManager;
 use crate::packages::{self, Origin};
 use crate::scenery_packs::{self, Pack};
+use crate::screen::SCREEN;
 use crate::shutdown::Signals;
 use crate::status;
 use crate::system::is_root;
@@ -164,10 +165,11 @@ pub async fn run(args: RunArgs) -> CliResult {
             }
             ended = manager.next_ended() => match ended {
                 Some(ended) => {
-                    match &ended.result {
-                        Ok(()) => println!("{} was unmounted from outside; the others serve on", ended.mountpoint.display()),
-                        Err(e) => println!("{} stopped: {e}", ended.mountpoint.display()),
-                    }
+                    // Above the live view's block, which stays at the bottom.
+                    SCREEN.println(&match &ended.result {
+                        Ok(()) => format!("{} was unmounted from outside; the others serve on", ended.mountpoint.display()),
+                        Err(e) => format!("{} stopped: {e}", ended.mountpoint.display()),
+                    });
                 }
                 None => {
                     println!("every mount is gone; stopping");
@@ -183,7 +185,7 @@ pub async fn run(args: RunArgs) -> CliResult {
             .map(|p| p.mountpoint.clone())
             .collect(),
     );
-    reporter.abort();
+    reporter.stop();
     trimmer.abort();
     drop(prefetch);
     for ended in manager.stop_all().await {

@@ -120,7 +120,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         }
     };
     signals.force_on_next(vec![session.mountpoint().to_path_buf()]);
-    reporter.abort();
+    reporter.stop();
     trimmer.abort();
     drop(prefetch);
     if !ended_by_itself {

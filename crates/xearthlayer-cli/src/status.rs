@@ -1,14 +1,13 @@
 //! Plain-text status: a periodic line while serving and a summary on exit;
 //! for benchmarks, the counters as `key=value` lines in a file.
 //!
-//! The live block is redrawn in place by moving the cursor up over the
-//! lines drawn last time. That count is only right if no line wrapped, so
-//! every line is cut to the terminal's width, read anew at each redraw (a
-//! resize takes effect within a second); after a narrowing, the lines drawn
-//! before were re-wrapped by the terminal and count for more rows.
+//! In a terminal the status is a live block redrawn in place (see
+//! [`crate::screen`]); every line is cut to the terminal's width, read anew
+//! at each redraw (a resize takes effect within a second), so that none
+//! wraps.
 
 use std::fmt::Write as _;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +16,8 @@ use std::time::{Duration, Instant};
 use xearthlayer::fs::OverlayFs;
 use xearthlayer::metrics::MetricsSnapshot;
 use xearthlayer::texture::TextureService;
+
+use crate::screen::{terminal_width, SCREEN};
 
 /// One mount as the status view shows it.
 pub struct MountView {
@@ -27,7 +28,21 @@ pub struct MountView {
 /// More status lines from outside the service (prefetch), asked each time.
 pub type ExtraLines = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
-/// Reports until aborted: in a terminal a live block redrawn every second,
+/// The status reporter of a serving command.
+pub struct Reporter {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Reporter {
+    /// Stops reporting; a live block stays on screen as it was last drawn,
+    /// and later output goes below it.
+    pub fn stop(self) {
+        self.task.abort();
+        SCREEN.release();
+    }
+}
+
+/// Reports until stopped: in a terminal a live block redrawn every second,
 /// otherwise (or with `--no-tui`) a log line every 10 s; `extra` lines
 /// (prefetch) follow the service's.
 pub fn spawn_reporter(
@@ -35,15 +50,13 @@ pub fn spawn_reporter(
     mounts: Vec<MountView>,
     live: bool,
     extra: ExtraLines,
-) -> tokio::task::JoinHandle<()> {
+) -> Reporter {
     let live = live && io::stdout().is_terminal();
     let every = Duration::from_secs(if live { 1 } else { 10 });
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut last = (Instant::now(), service.metrics().snapshot());
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
-        // The widths of the lines the last redraw left on screen.
-        let mut drawn: Vec<usize> = Vec::new();
         loop {
             tick.tick().await;
             let now = (Instant::now(), service.metrics().snapshot());
@@ -54,16 +67,7 @@ pub fn spawn_reporter(
                 for more in extra() {
                     let _ = writeln!(block, " {more}");
                 }
-                let block = fit(&block, width);
-                // Move up over the previous block and clear it, then redraw.
-                let rows = rows_taken(&drawn, width.max(1));
-                let mut out = io::stdout().lock();
-                if rows > 0 {
-                    let _ = write!(out, "\x1b[{rows}A\r\x1b[J");
-                }
-                let _ = write!(out, "{block}");
-                let _ = out.flush();
-                drawn = block.lines().map(console::measure_text_width).collect();
+                SCREEN.draw(&fit(&block, width), width);
             } else {
                 tracing::info!("{}", line(&last.1, &now.1, secs, &service));
                 for more in extra() {
@@ -72,14 +76,8 @@ pub fn spawn_reporter(
             }
             last = now;
         }
-    })
-}
-
-/// Columns of the terminal on stdout (80 if it cannot be told).
-fn terminal_width() -> usize {
-    console::Term::stdout()
-        .size_checked()
-        .map_or(80, |(_, cols)| usize::from(cols))
+    });
+    Reporter { task }
 }
 
 /// Cuts every line of `block` to fewer than `width` columns (the last
@@ -92,12 +90,6 @@ fn fit(block: &str, width: usize) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Screen rows that lines of these widths take in a terminal `width`
-/// columns wide (a line wider than the terminal wraps onto more rows).
-fn rows_taken(line_widths: &[usize], width: usize) -> usize {
-    line_widths.iter().map(|&w| w.div_ceil(width).max(1)).sum()
 }
 
 /// The live view: service-wide rates, the read-path economy, each mount.
@@ -391,14 +383,5 @@ mod tests {
         }
         assert!(fit(block, 20).contains('…'));
         assert_eq!(fit(block, 120), block, "lines that fit are kept whole");
-    }
-
-    #[test]
-    fn a_narrowed_terminal_counts_rewrapped_rows() {
-        assert_eq!(rows_taken(&[], 80), 0);
-        assert_eq!(rows_taken(&[0, 79, 40], 80), 3);
-        // Cut to 119 columns, then the terminal narrowed to 80: each long
-        // line now takes two rows.
-        assert_eq!(rows_taken(&[119, 119, 30], 80), 5);
     }
 }

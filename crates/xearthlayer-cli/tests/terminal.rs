@@ -87,6 +87,11 @@ impl Tmux {
         self.run(&["capture-pane", "-p"])
     }
 
+    /// The pane's whole history and screen.
+    fn history(&self) -> String {
+        self.run(&["capture-pane", "-p", "-S", "-"])
+    }
+
     /// Closes the terminal: the pane's pty goes, its processes get SIGHUP.
     fn close(&self) {
         self.run(&["kill-server"]);
@@ -194,4 +199,62 @@ fn closing_the_terminal_of_run_leaves_no_mount_behind() {
         wait_for(Duration::from_secs(20), || !is_mounted(&world.mountpoint)),
         "the mount outlived its terminal"
     );
+}
+
+#[test]
+fn log_lines_go_above_the_live_view_and_leave_no_stale_copy() {
+    if !can_mount() || !have_tmux() {
+        return;
+    }
+    let world = World::new();
+    let _unmount = Unmount(&world.mountpoint);
+    let tmux = Tmux::new(100, 40);
+    // A provider that refuses every connection: reads get stand-ins and
+    // the log warns on stderr while the block is live.
+    tmux.type_line(&world.run_line().replace(
+        &world.server.url_template(),
+        "http://127.0.0.1:1/{z}/{x}/{y}.jpg",
+    ));
+    let header = "── XEarthLayer ──";
+    assert!(
+        wait_for(Duration::from_secs(30), || tmux.screen().contains(header)),
+        "no live view; the pane shows:\n{}",
+        tmux.screen()
+    );
+    let textures = world.mountpoint.join("textures");
+    let readers: Vec<_> = std::fs::read_dir(&textures)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            std::thread::spawn(move || std::fs::read(path).map(|b| b.len()))
+        })
+        .collect();
+    for reader in readers {
+        assert!(reader.join().unwrap().is_ok(), "reads get stand-ins");
+    }
+    // The redraws after the warnings: the block is drawn every second.
+    assert!(
+        wait_for(Duration::from_secs(10), || tmux
+            .history()
+            .contains("stand-ins: 2 reads")),
+        "the block was not redrawn:\n{}",
+        tmux.history()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let screen = tmux.history();
+    assert_eq!(
+        screen.matches(header).count(),
+        1,
+        "a stale copy of the block:\n{screen}"
+    );
+    assert!(
+        screen.contains("WARN"),
+        "the warnings stay readable:\n{screen}"
+    );
+    let warning = screen.find("WARN").unwrap();
+    assert!(
+        warning < screen.find(header).unwrap(),
+        "log lines go above the block:\n{screen}"
+    );
+    tmux.close();
 }
