@@ -144,6 +144,9 @@ pub async fn run(args: RunArgs) -> CliResult {
         manager.mounted().len()
     );
     let filesystems: Vec<_> = manager.views().into_iter().map(|v| v.fs).collect();
+    if let Some(stats) = &stats {
+        stats.set_mounts(filesystems.clone());
+    }
     let prefetch = crate::flight::start_with_status(
         &args.telemetry.spec(file),
         &service,

@@ -90,6 +90,9 @@ pub async fn run(args: StartArgs) -> CliResult {
         service.format(),
         service.providers().describe()
     );
+    if let Some(stats) = &stats {
+        stats.set_mounts(vec![Arc::clone(&fs)]);
+    }
     let file = args.service.config.load()?.settings;
     let prefetch = crate::flight::start_with_status(
         &args.telemetry.spec(&file),

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use xearthlayer::fs::OverlayFs;
+use xearthlayer::fs::{ErrorCounts, OverlayFs};
 use xearthlayer::metrics::MetricsSnapshot;
 use xearthlayer::texture::TextureService;
 
@@ -69,7 +69,7 @@ pub fn spawn_reporter(
                 }
                 SCREEN.draw(&fit(&block, width), width);
             } else {
-                tracing::info!("{}", line(&last.1, &now.1, secs, &service));
+                tracing::info!("{}", line(&last.1, &now.1, secs, &service, &mounts));
                 for more in extra() {
                     tracing::info!("{more}");
                 }
@@ -162,6 +162,7 @@ fn live_block(
             levels.join(" ")
         }
     );
+    let _ = writeln!(block, " fuse     errors {}", fuse_errors(mounts));
     for mount in mounts {
         let st = mount.fs.stats();
         // Counts first, then the name: a cut line loses the name's end.
@@ -177,6 +178,14 @@ fn live_block(
         );
     }
     block
+}
+
+/// Failed operations of every mount, by errno.
+fn fuse_errors(mounts: &[MountView]) -> ErrorCounts {
+    mounts
+        .iter()
+        .map(|m| m.fs.stats().errors)
+        .fold(ErrorCounts::default(), |a, b| a + b)
 }
 
 /// Resident memory of this process, from /proc.
@@ -196,11 +205,12 @@ fn line(
     now: &MetricsSnapshot,
     secs: f64,
     service: &TextureService,
+    mounts: &[MountView],
 ) -> String {
     let rate = |a: u64, b: u64| (b - a) as f64 / secs;
     let work = service.work();
     format!(
-        "work: {} live, {} background, {} reads stood in | textures: {} in flight, {:.1} parts built/s | chunks: {:.0}/s, {:.1} errors/s, {} in flight | cache: {} memory hits, {} disk hits | memory {} MiB, process {} MiB | built {} MiB for {} MiB read",
+        "work: {} live, {} background, {} reads stood in | textures: {} in flight, {:.1} parts built/s | chunks: {:.0}/s, {:.1} errors/s, {} in flight | cache: {} memory hits, {} disk hits | memory {} MiB, process {} MiB | built {} MiB for {} MiB read | fuse errors: {}",
         work.live_builds + work.live_builds_waiting,
         work.background_builds + work.background_builds_waiting,
         now.reads_stood_in,
@@ -215,6 +225,7 @@ fn line(
         resident_mib(),
         now.bytes_produced >> 20,
         now.bytes_read >> 20,
+        fuse_errors(mounts),
     )
 }
 
@@ -270,6 +281,8 @@ pub struct StatsFile {
     dumps: Arc<AtomicU64>,
     /// More `key=value` pairs from outside the service (prefetch), once set.
     extra: Arc<std::sync::OnceLock<ExtraPairs>>,
+    /// The mounts, for their error counts, once mounted.
+    mounts: Arc<std::sync::OnceLock<Vec<Arc<OverlayFs<TextureService>>>>>,
 }
 
 /// More `key=value` pairs for the stats file, asked at each write.
@@ -286,6 +299,7 @@ impl StatsFile {
             path,
             dumps: Arc::default(),
             extra: Arc::default(),
+            mounts: Arc::default(),
         };
         let writer = stats.clone();
         tokio::spawn(async move {
@@ -306,6 +320,12 @@ impl StatsFile {
         let _ = self.extra.set(pairs);
     }
 
+    /// Adds the mounts' `fuse_errors_*` counts to every later write (only
+    /// the first call counts).
+    pub fn set_mounts(&self, mounts: Vec<Arc<OverlayFs<TextureService>>>) {
+        let _ = self.mounts.set(mounts);
+    }
+
     /// Writes the counters now, replacing the file at once.
     pub async fn write(&self) -> io::Result<()> {
         let dump = self.dumps.fetch_add(1, Ordering::Relaxed) + 1;
@@ -315,6 +335,16 @@ impl StatsFile {
             self.service.memory_bytes(),
         );
         for (key, value) in self.extra.get().map(|f| f()).unwrap_or_default() {
+            let _ = writeln!(text, "{key}={value}");
+        }
+        let errors = self
+            .mounts
+            .get()
+            .into_iter()
+            .flatten()
+            .map(|fs| fs.stats().errors)
+            .fold(ErrorCounts::default(), |a, b| a + b);
+        for (key, value) in errors.pairs() {
             let _ = writeln!(text, "{key}={value}");
         }
         let mut tmp = self.path.clone().into_os_string();

@@ -237,6 +237,52 @@ fn a_second_sigint_stops_waiting_for_busy_files_and_detaches() {
 }
 
 #[test]
+fn stats_file_counts_fuse_errors_by_errno() {
+    if !can_mount() {
+        return;
+    }
+    let s = setup(Duration::ZERO);
+    let stats = s._dirs.1.path().join("stats.txt");
+    let mut child = start_with(&s, &["--stats-file", stats.to_str().unwrap()]);
+    let mnt = s.mnt.clone();
+    let guard = Cleanup(&mut child, &mnt);
+    assert!(
+        wait_for(Duration::from_secs(10), || is_mounted(&s.mnt)),
+        "never mounted"
+    );
+    for name in [
+        "no-such-file",
+        "terrain/no-such.ter",
+        "textures/not-a-texture.dds",
+    ] {
+        let err = std::fs::metadata(s.mnt.join(name)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{name}");
+    }
+    signal(guard.0, libc::SIGTERM);
+    let status = wait_exit(guard.0, Duration::from_secs(10)).expect("exited");
+    assert!(status.success(), "{status:?}");
+    let written = std::fs::read_to_string(&stats).unwrap();
+    let count = |key: &str| -> u64 {
+        written
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} in:\n{written}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(count("fuse_errors_enoent") >= 3, "{written}");
+    assert_eq!(count("fuse_errors_eio"), 0, "{written}");
+    // Routine errors are not warnings in the log.
+    let log = std::fs::read_to_string(s._dirs.1.path().join(".xearthlayer/xearthlayer.log"))
+        .unwrap_or_default();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("WARN") && l.contains("fuse operation failed")),
+        "{log}"
+    );
+}
+
+#[test]
 fn start_recovers_a_mountpoint_left_by_sigkill() {
     if !can_mount() {
         return;

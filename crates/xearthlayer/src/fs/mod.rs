@@ -14,10 +14,11 @@
 //!
 //! Inside: `index` (the `.ter` scan), `inode` (inode numbers and lookup
 //! counts), `handle` (open handles), `dir` (listings), `attr` (the plain
-//! types returned).
+//! types returned), `errors` (each errno's log level and count).
 
 mod attr;
 mod dir;
+mod errors;
 mod handle;
 mod inode;
 mod observer;
@@ -40,6 +41,7 @@ use crate::metrics::Counter;
 pub use crate::package::{PackageIndex as TextureIndex, TEXTURES_DIR};
 pub use attr::{Attr, DirEntry, DirEntryPlus, FileKind, Opened, StatFs};
 pub use dir::{Readdir, ReaddirPlus};
+pub use errors::{ErrorCounts, FsErrors};
 pub use inode::{ROOT_INO, TEXTURES_INO};
 pub use observer::FsObserver;
 
@@ -140,6 +142,7 @@ pub struct OverlayFs<S: TextureSource> {
     texture_reads: Counter,
     texture_bytes: Counter,
     file_bytes: Counter,
+    errors: FsErrors,
     /// Told of DSF opens and texture reads (the prefetcher), once set.
     observer: std::sync::OnceLock<Arc<dyn FsObserver>>,
 }
@@ -151,6 +154,8 @@ pub struct FsStats {
     pub texture_bytes: u64,
     pub file_bytes: u64,
     pub open_handles: usize,
+    /// Operations that failed, by errno.
+    pub errors: ErrorCounts,
 }
 
 impl<S: TextureSource> OverlayFs<S> {
@@ -202,6 +207,7 @@ impl<S: TextureSource> OverlayFs<S> {
             texture_reads: Counter::default(),
             texture_bytes: Counter::default(),
             file_bytes: Counter::default(),
+            errors: FsErrors::default(),
             observer: std::sync::OnceLock::new(),
             source: source_dir,
             textures,
@@ -219,7 +225,14 @@ impl<S: TextureSource> OverlayFs<S> {
             texture_bytes: self.texture_bytes.get(),
             file_bytes: self.file_bytes.get(),
             open_handles: self.open_handles(),
+            errors: self.errors.snapshot(),
         }
+    }
+
+    /// Where failed operations are logged and counted (the FUSE adapter
+    /// sends every error there).
+    pub fn errors(&self) -> &FsErrors {
+        &self.errors
     }
 
     pub fn source_dir(&self) -> &Path {
