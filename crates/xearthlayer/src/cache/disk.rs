@@ -31,7 +31,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
@@ -42,6 +42,9 @@ use crate::dds::layout::{self, DdsFormat};
 /// Evict down to this share of the capacity, so eviction runs rarely.
 const EVICT_TO: f64 = 0.9;
 const TEMP_SUFFIX: &str = ".partial";
+/// A temp file lives for the milliseconds its creator takes to write a
+/// header and link it into place; one this old was left by a crash.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 const FILE_MAGIC: &[u8; 8] = b"XELCACHE";
 const FILE_VERSION: u8 = 1;
 const FILE_HEADER_LEN: usize = 16;
@@ -111,7 +114,14 @@ impl DiskCache {
         let dir = base.join(provider).join(format.name());
         fs::create_dir_all(&dir)?;
         let started = Instant::now();
-        let index = scan(&dir)?;
+        // A large cache takes seconds to list: on a runtime's worker
+        // thread, let the runtime move its other tasks elsewhere meanwhile.
+        let index = match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| scan(&dir))?
+            }
+            _ => scan(&dir)?,
+        };
         tracing::info!(
             dir = %dir.display(),
             entries = index.entries.len(),
@@ -482,7 +492,10 @@ impl Drop for FileLock<'_> {
 }
 
 /// Builds the index from file names and metadata alone; deletes temp files
-/// left behind by a crash.
+/// left behind by a crash. Other processes sharing the folder work on
+/// meanwhile: a file (or a zoom folder) that vanishes under the scan was
+/// evicted by one of them and is skipped, and a temp file is deleted only
+/// once it is too old to be anyone's creation in progress.
 fn scan(dir: &Path) -> io::Result<Index> {
     let mut index = Index::default();
     for zoom_dir in fs::read_dir(dir)? {
@@ -494,36 +507,70 @@ fn scan(dir: &Path) -> io::Result<Index> {
         else {
             continue;
         };
-        if !zoom_dir.file_type()?.is_dir() {
-            continue;
+        match zoom_dir.file_type() {
+            Ok(kind) if kind.is_dir() => {}
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
         }
-        for file in fs::read_dir(zoom_dir.path())? {
-            let file = file?;
-            let name = file.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.ends_with(TEMP_SUFFIX) {
-                let _ = fs::remove_file(file.path());
-                continue;
-            }
-            let Some((row, col)) = name
-                .strip_suffix(".xel")
-                .and_then(|stem| stem.split_once('_'))
-                .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
-            else {
-                continue;
-            };
-            let meta = file.metadata()?;
-            index.insert(
-                TextureKey { zoom, row, col },
-                Entry {
-                    size: meta.len(),
-                    last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    held: Held::Unknown,
-                },
-            );
+        match fs::read_dir(zoom_dir.path()) {
+            Ok(files) => index_zoom_dir(&mut index, zoom, files, SystemTime::now())?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
         }
     }
     Ok(index)
+}
+
+/// Indexes the files of one zoom folder (see [`scan`]); `now` dates the
+/// temp files.
+fn index_zoom_dir(
+    index: &mut Index,
+    zoom: u8,
+    files: impl IntoIterator<Item = io::Result<fs::DirEntry>>,
+    now: SystemTime,
+) -> io::Result<()> {
+    for file in files {
+        let file = match file {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let name = file.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let meta = match file.metadata() {
+            Ok(meta) => meta,
+            // Evicted by another process since the listing.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if name.ends_with(TEMP_SUFFIX) {
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok());
+            if age.is_some_and(|age| age > STALE_TEMP_AGE) {
+                let _ = fs::remove_file(file.path());
+            }
+            continue;
+        }
+        let Some((row, col)) = name
+            .strip_suffix(".xel")
+            .and_then(|stem| stem.split_once('_'))
+            .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
+        else {
+            continue;
+        };
+        index.insert(
+            TextureKey { zoom, row, col },
+            Entry {
+                size: meta.len(),
+                last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                held: Held::Unknown,
+            },
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -710,16 +757,42 @@ mod tests {
     }
 
     #[test]
-    fn scan_skips_foreign_files_and_removes_temp_files() {
+    fn scan_skips_foreign_files_and_removes_stale_temp_files_only() {
         let dir = tempfile::tempdir().unwrap();
         let zoom = dir.path().join("custom/bc1/16");
         fs::create_dir_all(&zoom).unwrap();
         fs::write(zoom.join("notes.txt"), b"x").unwrap();
-        fs::write(zoom.join(format!(".1_2.3.4{TEMP_SUFFIX}")), b"x").unwrap();
+        let crashed = zoom.join(format!(".1_2.3.4{TEMP_SUFFIX}"));
+        fs::write(&crashed, b"x").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&crashed)
+            .unwrap()
+            .set_modified(SystemTime::now() - 2 * STALE_TEMP_AGE)
+            .unwrap();
+        // Another process is creating this one right now.
+        let live = zoom.join(format!(".1_3.5.6{TEMP_SUFFIX}"));
+        fs::write(&live, b"x").unwrap();
         fs::write(zoom.join("16_32.xel"), b"x").unwrap();
         let cache = open(dir.path(), 1 << 30);
         assert_eq!(cache.stats().entries, 1);
-        assert!(!zoom.join(format!(".1_2.3.4{TEMP_SUFFIX}")).exists());
+        assert!(!crashed.exists(), "left by a crash");
+        assert!(live.exists(), "another process's file in the making");
+    }
+
+    #[test]
+    fn a_file_evicted_by_another_process_during_the_scan_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["16_32.xel", "32_32.xel", "48_32.xel"] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        // The listing is taken, then another process evicts a file.
+        let listed: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        fs::remove_file(dir.path().join("32_32.xel")).unwrap();
+        let mut index = Index::default();
+        index_zoom_dir(&mut index, 16, listed, SystemTime::now()).unwrap();
+        assert_eq!(index.entries.len(), 2);
+        assert!(!index.entries.contains_key(&key(32)));
     }
 
     #[tokio::test]
