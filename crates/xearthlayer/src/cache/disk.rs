@@ -39,6 +39,8 @@ use super::held::Held;
 use super::TextureKey;
 use crate::dds::layout::{self, DdsFormat};
 
+/// Tries of an append whose file is evicted under it each time.
+const APPEND_ATTEMPTS: usize = 3;
 /// Evict down to this share of the capacity, so eviction runs rarely.
 const EVICT_TO: f64 = 0.9;
 const TEMP_SUFFIX: &str = ".partial";
@@ -254,14 +256,46 @@ impl DiskCache {
 
     fn append_records(&self, key: TextureKey, parts: &[(u64, Bytes)]) -> io::Result<()> {
         let path = self.path(&key);
-        let created = !path.exists() && self.create_file(&key, &path)?;
-        let file = fs::OpenOptions::new().append(true).open(&path)?;
+        // An eviction (here or in another process) may unlink the file
+        // between our open and our lock: then start again on a new file.
+        for _ in 0..APPEND_ATTEMPTS {
+            let created = !path.exists() && self.create_file(&key, &path)?;
+            let file = match fs::OpenOptions::new().append(true).open(&path) {
+                Ok(file) => file,
+                // Evicted since we looked.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if self.append_locked(key, &file, created, parts)? {
+                return Ok(());
+            }
+        }
+        Err(io::Error::other(
+            "the cache file was evicted while being appended to, again and again",
+        ))
+    }
+
+    /// Appends `parts` to `file` (the texture's file, opened for append)
+    /// and indexes them; `false` if the file was evicted (unlinked) before
+    /// the lock was taken, and nothing was written. Eviction unlinks only
+    /// under the same lock, so once held, the file stays.
+    fn append_locked(
+        &self,
+        key: TextureKey,
+        file: &fs::File,
+        created: bool,
+        parts: &[(u64, Bytes)],
+    ) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt as _;
         let size = {
-            let _exclusive = FileLock::exclusive(&file)?;
+            let _exclusive = FileLock::exclusive(file)?;
+            if file.metadata()?.nlink() == 0 {
+                return Ok(false);
+            }
             for (offset, bytes) in parts {
                 // The header, then the part's own buffer: no copy of it.
-                (&file).write_all(&record_header(*offset, bytes))?;
-                (&file).write_all(bytes)?;
+                (&*file).write_all(&record_header(*offset, bytes))?;
+                (&*file).write_all(bytes)?;
             }
             file.metadata()?.len()
         };
@@ -286,7 +320,7 @@ impl DiskCache {
                 held,
             },
         );
-        Ok(())
+        Ok(true)
     }
 
     /// A new file holding only the file header, renamed into place.
@@ -877,6 +911,28 @@ mod tests {
             });
         });
         assert_eq!(reader.load_checked(key(0)).unwrap(), expected);
+    }
+
+    #[test]
+    fn an_append_never_writes_into_a_file_evicted_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 1);
+        cache.append_records(key(0), &parts(1)).unwrap();
+        let path = cache.path(&key(0));
+        // An appender opened the file, then an eviction took it before the
+        // appender's lock.
+        let opened = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        cache.evict();
+        assert!(!path.exists());
+        assert_eq!(cache.stats().entries, 0);
+        let written = cache
+            .append_locked(key(0), &opened, false, &parts(2))
+            .unwrap();
+        assert!(!written, "nothing goes into the unlinked file");
+        assert_eq!(cache.stats().entries, 0, "nor is it indexed again");
+        // The append as a whole starts again on a new file.
+        cache.append_records(key(0), &parts(2)).unwrap();
+        assert_eq!(cache.load_checked(key(0)).unwrap(), parts(2));
     }
 
     #[test]
