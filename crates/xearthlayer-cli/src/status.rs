@@ -334,6 +334,9 @@ impl StatsFile {
             &self.service.metrics().snapshot(),
             self.service.memory_bytes(),
         );
+        if let Some(disk) = self.service.disk_cache() {
+            let _ = writeln!(text, "disk_loads={}", disk.loads());
+        }
         for (key, value) in self.extra.get().map(|f| f()).unwrap_or_default() {
             let _ = writeln!(text, "{key}={value}");
         }

@@ -38,6 +38,7 @@ use bytes::Bytes;
 use super::held::Held;
 use super::TextureKey;
 use crate::dds::layout::{self, DdsFormat};
+use crate::metrics::Counter;
 
 /// Tries of an append whose file is evicted under it each time.
 const APPEND_ATTEMPTS: usize = 3;
@@ -102,6 +103,8 @@ pub struct DiskCache {
     /// One eviction at a time in this process (a background one and an
     /// asked-for one would each skip the files the other holds locked).
     eviction: Mutex<()>,
+    /// Files read whole by [`DiskCache::load`] (each up to a texture's size).
+    loads: Counter,
 }
 
 impl DiskCache {
@@ -138,6 +141,7 @@ impl DiskCache {
             index: Mutex::new(index),
             evicting: AtomicBool::new(false),
             eviction: Mutex::new(()),
+            loads: Counter::default(),
         });
         cache.evict_if_needed();
         Ok(cache)
@@ -180,6 +184,11 @@ impl DiskCache {
             .is_some_and(|e| e.held.covers(range))
     }
 
+    /// Files read by [`DiskCache::load`] so far.
+    pub fn loads(&self) -> u64 {
+        self.loads.get()
+    }
+
     /// The parts of the texture stored so far, as (file offset, bytes).
     /// A file with a bad header is deleted; records after a bad one are cut
     /// off. `None` when nothing valid is stored.
@@ -187,6 +196,7 @@ impl DiskCache {
         if !self.lock().entries.contains_key(&key) {
             return None;
         }
+        self.loads.incr();
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || this.load_checked(key))
             .await
