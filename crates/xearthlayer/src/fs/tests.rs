@@ -498,3 +498,37 @@ fn errors_map_to_errno() {
         FsError::NotFound
     ));
 }
+
+#[tokio::test]
+async fn a_folder_swapped_for_a_symlink_after_lookup_is_not_followed() {
+    let pkg = package(false);
+    let fs = overlay(&pkg);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir(outside.path().join("terrain")).unwrap();
+    std::fs::write(
+        outside.path().join("terrain/25264_10368_BI16.ter"),
+        "secret outside the package",
+    )
+    .unwrap();
+    let dir = walk(&fs, "terrain").await.unwrap();
+    let ter = walk(&fs, "terrain/25264_10368_BI16.ter").await.unwrap();
+    // Between lookup and open, terrain/ becomes a symlink out of the package.
+    let root = pkg.dir.path();
+    std::fs::rename(root.join("terrain"), root.join("terrain.old")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("terrain"), root.join("terrain")).unwrap();
+
+    let opened = fs.open(ter.ino, libc::O_RDONLY as u32).await;
+    let err = opened.map(|o| o.fh).unwrap_err();
+    assert_eq!(err.errno(), libc::ELOOP, "{err}");
+    assert!(
+        fs.getattr(ter.ino).await.is_err(),
+        "no attributes from outside"
+    );
+    assert!(
+        fs.opendir(dir.ino).await.is_err(),
+        "no listing from outside"
+    );
+    // The symlink itself is what the mount shows now.
+    let swapped = walk(&fs, "terrain").await.unwrap();
+    assert_eq!(swapped.kind, FileKind::Symlink);
+}
