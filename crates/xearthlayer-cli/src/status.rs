@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use xearthlayer::fetch::ProviderState;
 use xearthlayer::fs::{ErrorCounts, OverlayFs};
 use xearthlayer::metrics::MetricsSnapshot;
 use xearthlayer::texture::TextureService;
@@ -70,6 +71,9 @@ pub fn spawn_reporter(
                 SCREEN.draw(&fit(&block, width), width);
             } else {
                 tracing::info!("{}", line(&last.1, &now.1, secs, &service, &mounts));
+                for provider in provider_lines(&service) {
+                    tracing::info!("{provider}");
+                }
                 for more in extra() {
                     tracing::info!("{more}");
                 }
@@ -133,7 +137,7 @@ fn live_block(
         " chunks   {:>5} in flight {:>7.0} /s  {:>5.1} errors/s  {:.1} per texture",
         now.requests_in_flight,
         rate(before.chunk_requests, now.chunk_requests),
-        rate(before.chunk_failures, now.chunk_failures),
+        rate(failures(before), failures(now)),
         now.chunk_requests as f64 / now.textures_touched.max(1) as f64
     );
     let _ = writeln!(
@@ -162,6 +166,9 @@ fn live_block(
             levels.join(" ")
         }
     );
+    for provider in provider_lines(service) {
+        let _ = writeln!(block, " {provider}");
+    }
     let _ = writeln!(block, " fuse     errors {}", fuse_errors(mounts));
     for mount in mounts {
         let st = mount.fs.stats();
@@ -178,6 +185,43 @@ fn live_block(
         );
     }
     block
+}
+
+/// Chunk requests that failed, after their retries or at once (the
+/// provider failing fast).
+fn failures(m: &MetricsSnapshot) -> u64 {
+    m.chunk_failures + m.chunk_fast_failed
+}
+
+/// One line per provider asked so far: its state and, unless healthy, the
+/// cause of its last failures and what to check.
+fn provider_lines(service: &TextureService) -> Vec<String> {
+    service
+        .client()
+        .provider_reports()
+        .iter()
+        .map(|r| {
+            let state = match &r.state {
+                ProviderState::Failing { since, fast } => format!(
+                    "failing for {} s ({} failures{})",
+                    since.elapsed().map_or(0, |d| d.as_secs()),
+                    r.failures,
+                    if *fast { ", failing fast" } else { "" }
+                ),
+                other => other.name().to_string(),
+            };
+            // State and cause first, the long name and the hint after: a
+            // line cut to the terminal's width keeps what matters.
+            match (&r.state, &r.last_cause) {
+                (ProviderState::Healthy, _) | (_, None) => {
+                    format!("provider {state} · {}", r.name)
+                }
+                (_, Some(cause)) => {
+                    format!("provider {state}: {cause} · {} · {}", r.name, cause.hint())
+                }
+            }
+        })
+        .collect()
 }
 
 /// Failed operations of every mount, by errno.
@@ -217,7 +261,7 @@ fn line(
         now.generations_in_flight,
         rate(before.units_built, now.units_built),
         rate(before.chunk_requests, now.chunk_requests),
-        rate(before.chunk_failures, now.chunk_failures),
+        rate(failures(before), failures(now)),
         now.requests_in_flight,
         now.memory_hits - before.memory_hits,
         now.disk_hits - before.disk_hits,
@@ -334,6 +378,20 @@ impl StatsFile {
             &self.service.metrics().snapshot(),
             self.service.memory_bytes(),
         );
+        for r in self.service.client().provider_reports() {
+            let key = slug(&r.key);
+            let _ = writeln!(text, "provider_{key}_state={}", r.state.name());
+            let _ = writeln!(text, "provider_{key}_failures={}", r.failures);
+            if let ProviderState::Failing { since, .. } = r.state {
+                let unix = since
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let _ = writeln!(text, "provider_{key}_failing_since={}", unix.as_secs());
+            }
+            if let Some(cause) = &r.last_cause {
+                let _ = writeln!(text, "provider_{key}_last_failure={}", cause.slug());
+            }
+        }
         if let Some(disk) = self.service.disk_cache() {
             let _ = writeln!(text, "disk_loads={}", disk.loads());
         }
@@ -355,6 +413,20 @@ impl StatsFile {
         tokio::fs::write(&tmp, text).await?;
         tokio::fs::rename(&tmp, &self.path).await
     }
+}
+
+/// A provider's cache key as a stats-file key: lower-case letters, digits
+/// and `_`.
+fn slug(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn stats_lines(dump: u64, m: &MetricsSnapshot, memory_bytes: u64) -> String {

@@ -283,6 +283,65 @@ fn stats_file_counts_fuse_errors_by_errno() {
 }
 
 #[test]
+fn a_refused_provider_says_why_in_the_stats_file() {
+    if !can_mount() {
+        return;
+    }
+    let s = setup(Duration::ZERO);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stats = s._dirs.1.path().join("stats.txt");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
+        .arg("start")
+        .arg("--source")
+        .arg(&s.package.root)
+        .arg("--mountpoint")
+        .arg(&s.mnt)
+        .args([
+            "--url",
+            &format!("http://127.0.0.1:{port}/{{z}}/{{x}}/{{y}}.jpg"),
+        ])
+        .args(["--no-disk-cache", "--telemetry", "off", "--stats-file"])
+        .arg(&stats)
+        .env("HOME", s._dirs.1.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mnt = s.mnt.clone();
+    let guard = Cleanup(&mut child, &mnt);
+    assert!(
+        wait_for(Duration::from_secs(10), || is_mounted(&s.mnt)),
+        "never mounted"
+    );
+    let texture = s
+        .mnt
+        .join("textures")
+        .join(s.package.textures[0].file_name());
+    let bytes = std::fs::read(texture).unwrap();
+    assert_eq!(bytes.len(), 11_184_952, "stand-ins, whole");
+    signal(guard.0, libc::SIGTERM);
+    let status = wait_exit(guard.0, Duration::from_secs(10)).expect("exited");
+    assert!(status.success(), "{status:?}");
+    let written = std::fs::read_to_string(&stats).unwrap();
+    let key = format!("provider_custom_127_0_0_1_{port}");
+    let value = |name: &str| {
+        written
+            .lines()
+            .find(|l| l.starts_with(&key) && l.contains(&format!("_{name}=")))
+            .and_then(|l| l.split_once('=').map(|(_, v)| v.to_string()))
+            .unwrap_or_else(|| panic!("no {key}..._{name} in:\n{written}"))
+    };
+    assert_eq!(value("state"), "failing", "{written}");
+    assert_eq!(value("last_failure"), "connection_refused", "{written}");
+    assert!(value("failures").parse::<u64>().unwrap() > 0);
+    assert!(value("failing_since").parse::<u64>().unwrap() > 0);
+}
+
+#[test]
 fn start_recovers_a_mountpoint_left_by_sigkill() {
     if !can_mount() {
         return;

@@ -256,5 +256,10 @@ fn log_lines_go_above_the_live_view_and_leave_no_stale_copy() {
         warning < screen.find(header).unwrap(),
         "log lines go above the block:\n{screen}"
     );
+    // The live view says why the provider fails.
+    assert!(
+        screen.contains("failing for") && screen.contains("connection refused"),
+        "{screen}"
+    );
     tmux.close();
 }

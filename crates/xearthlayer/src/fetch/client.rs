@@ -19,8 +19,10 @@ use bytes::{Bytes, BytesMut};
 use reqwest::StatusCode;
 use tokio::time::{timeout, timeout_at, Instant};
 
+use super::cause::Cause;
 use super::gate::{Gate, InFlight, Report};
 use super::retry_after::retry_after;
+use super::standing::{ProviderReport, Standings};
 use super::{FetchConfig, FetchError, WorkClass};
 use crate::coord::ChunkCoord;
 use crate::metrics::Metrics;
@@ -31,6 +33,8 @@ use crate::provider::{TileProvider, Verdict};
 pub struct ImageryClient {
     client: reqwest::Client,
     gate: Arc<Gate>,
+    /// How each provider is doing, and why it fails.
+    standings: Arc<Standings>,
     config: FetchConfig,
     metrics: Arc<Metrics>,
 }
@@ -50,6 +54,7 @@ impl ImageryClient {
         Ok(ImageryClient {
             client,
             gate: Arc::new(Gate::new(&config)),
+            standings: Arc::default(),
             config,
             metrics,
         })
@@ -72,6 +77,12 @@ impl ImageryClient {
     /// Whether the provider is failing fast now.
     pub fn is_failing(&self, provider: &dyn TileProvider) -> bool {
         self.gate.is_failing(provider)
+    }
+
+    /// Every provider asked for something so far: its state (healthy,
+    /// throttled, failing since when) and the cause of its last failures.
+    pub fn provider_reports(&self) -> Vec<ProviderReport> {
+        self.standings.reports(|p| self.gate.is_failing(p))
     }
 
     /// One chunk. Cancel-safe: dropping the future gives back its permit at once.
@@ -104,7 +115,9 @@ impl ImageryClient {
                 };
                 self.metrics.chunk_requests.incr();
                 let (result, report) = self.attempt(provider.as_ref(), chunk).await;
+                let was_failing = result.is_err() && self.gate.is_failing(provider.as_ref());
                 permit.report(report);
+                self.record(provider, &result, was_failing);
                 result
             };
             let error = match result {
@@ -123,6 +136,36 @@ impl ImageryClient {
             let base = self.config.backoff * 2u32.saturating_pow(attempt);
             tokio::time::sleep(base + base.mul_f64(fastrand::f64())).await;
             attempt += 1;
+        }
+    }
+
+    /// Notes an attempt's outcome in the provider's standing; says in the
+    /// log, with the cause, when its failures make it fail fast.
+    fn record(
+        &self,
+        provider: &Arc<dyn TileProvider>,
+        result: &Result<Bytes, FetchError>,
+        was_failing: bool,
+    ) {
+        let error = match result {
+            Ok(_) => return self.standings.answered(provider),
+            Err(e) => e,
+        };
+        let Some(cause) = Cause::of(error) else {
+            return;
+        };
+        self.standings.failed(provider, cause);
+        if !was_failing && self.gate.is_failing(provider.as_ref()) {
+            let cause = self.standings.last_cause(provider);
+            tracing::warn!(
+                provider = provider.display_name(),
+                cause = cause.as_ref().map(Cause::slug),
+                "provider keeps failing ({}): requests fail fast until a probe succeeds; {}",
+                cause
+                    .as_ref()
+                    .map_or("unknown cause".to_string(), Cause::to_string),
+                cause.as_ref().map_or("", Cause::hint),
+            );
         }
     }
 
