@@ -38,6 +38,7 @@ use bytes::Bytes;
 use super::held::Held;
 use super::TextureKey;
 use crate::dds::layout::{self, DdsFormat};
+use crate::log_limit::LogLimit;
 use crate::metrics::Counter;
 
 /// Tries of an append whose file is evicted under it each time.
@@ -105,6 +106,7 @@ pub struct DiskCache {
     eviction: Mutex<()>,
     /// Files read whole by [`DiskCache::load`] (each up to a texture's size).
     loads: Counter,
+    write_warnings: LogLimit,
 }
 
 impl DiskCache {
@@ -142,6 +144,7 @@ impl DiskCache {
             evicting: AtomicBool::new(false),
             eviction: Mutex::new(()),
             loads: Counter::default(),
+            write_warnings: LogLimit::default(),
         });
         cache.evict_if_needed();
         Ok(cache)
@@ -259,7 +262,12 @@ impl DiskCache {
         let stored = tokio::task::spawn_blocking(move || this.append_records(key, &parts)).await;
         match stored {
             Ok(Ok(())) => self.evict_if_needed(),
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not write a texture to the disk cache"),
+            Ok(Err(e)) => {
+                // A full disk fails every part: say it once in a while.
+                if let Some(held_back) = self.write_warnings.check() {
+                    tracing::warn!(error = %e, held_back, "could not write a texture to the disk cache");
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "disk cache write task failed"),
         }
     }
@@ -943,6 +951,43 @@ mod tests {
         // The append as a whole starts again on a new file.
         cache.append_records(key(0), &parts(2)).unwrap();
         assert_eq!(cache.load_checked(key(0)).unwrap(), parts(2));
+    }
+
+    #[tokio::test]
+    async fn a_write_failing_again_and_again_is_warned_of_once_in_a_while() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 1 << 30);
+        // The zoom folder cannot be made: every append fails.
+        fs::write(cache.dir().join("16"), b"in the way").unwrap();
+        let log = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let writer = {
+            let log = Arc::clone(&log);
+            move || LogTo(Arc::clone(&log))
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(writer)
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        for row in 0..50 {
+            cache.append(key(row * 16), parts(1)).await;
+        }
+        let log = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("could not write a texture").count(), 1, "{log}");
+    }
+
+    /// A log writer into a shared buffer.
+    struct LogTo(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for LogTo {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

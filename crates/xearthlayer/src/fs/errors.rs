@@ -4,10 +4,13 @@
 //! (`ENOENT`) or a write refused on a read-only mount is routine and stays
 //! at debug; an `EIO` on a scenery file, a swapped symlink refused
 //! (`ELOOP`), a bad handle, or anything else unexpected is a warning,
-//! visible at the default log level, because X-Plane may crash on it.
+//! visible at the default log level, because X-Plane may crash on it
+//! (said once in a while when it repeats, see [`LogLimit`], and counted
+//! every time).
 
 use std::fmt;
 
+use crate::log_limit::LogLimit;
 use crate::metrics::Counter;
 
 use super::FsError;
@@ -30,6 +33,10 @@ const NAMED: [(i32, &str); 9] = [
 pub struct FsErrors {
     named: [Counter; NAMED.len()],
     other: Counter,
+    /// Each errno's warnings (the last slot: the others') are said once in
+    /// a while: an EIO on a file X-Plane reads in a loop must not flood
+    /// the log.
+    warnings: [LogLimit; NAMED.len() + 1],
 }
 
 /// How loudly a failed operation is logged.
@@ -56,7 +63,8 @@ impl FsErrors {
     /// Counts and logs `err` from operation `op`; returns its errno.
     pub fn record(&self, op: &'static str, err: &FsError) -> i32 {
         let errno = err.errno();
-        match NAMED.iter().position(|(named, _)| *named == errno) {
+        let slot = NAMED.iter().position(|(named, _)| *named == errno);
+        match slot {
             Some(i) => self.named[i].incr(),
             None => self.other.incr(),
         }
@@ -65,7 +73,9 @@ impl FsErrors {
                 tracing::debug!(op, errno, %err, "fuse operation failed");
             }
             Severity::Warning => {
-                tracing::warn!(op, errno, %err, "fuse operation failed");
+                if let Some(held_back) = self.warnings[slot.unwrap_or(NAMED.len())].check() {
+                    tracing::warn!(op, errno, %err, held_back, "fuse operation failed");
+                }
             }
         }
         errno
