@@ -1004,4 +1004,37 @@ mod tests {
         cache.evict();
         assert!(!path.exists());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Fuzz: any file contents, after a good header or not, give only
+        /// checked records inside the texture, and a good length within
+        /// the file.
+        #[test]
+        fn fuzz_cache_records(
+            header in proptest::prelude::any::<bool>(),
+            records in proptest::collection::vec(
+                (proptest::prelude::any::<u64>(), proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), proptest::prelude::any::<bool>()),
+                0..6,
+            ),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let mut file = if header { file_header(DdsFormat::Bc1).to_vec() } else { Vec::new() };
+            for (offset, body, valid) in &records {
+                // Some offsets inside the texture, some anywhere.
+                let offset = if *valid { 128 + offset % 11_000_000 } else { *offset };
+                file.extend_from_slice(&encode_record(offset, body));
+            }
+            file.extend_from_slice(&tail);
+            let data = Bytes::from(file);
+            let (found, good_len) = parse_records(&data, DdsFormat::Bc1);
+            proptest::prop_assert!(good_len <= data.len());
+            let size = layout::file_size(DdsFormat::Bc1);
+            for (offset, bytes) in found {
+                proptest::prop_assert!(offset >= layout::HEADER_LEN);
+                proptest::prop_assert!(offset + bytes.len() as u64 <= size);
+            }
+        }
+    }
 }

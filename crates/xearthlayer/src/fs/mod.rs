@@ -608,6 +608,13 @@ where
 
 /// Reads up to `size` bytes at `offset`, short only at end of file.
 fn read_at(file: &std::fs::File, offset: u64, size: u32) -> io::Result<Bytes> {
+    // Past any file's end (and past what pread takes: a signed offset).
+    if offset
+        .checked_add(u64::from(size))
+        .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Ok(Bytes::new());
+    }
     let mut buf = BytesMut::zeroed(size as usize);
     let mut filled = 0;
     while filled < buf.len() {
