@@ -162,7 +162,7 @@ async fn session(
         let Message::Text(text) = message else {
             continue;
         };
-        read_update(&text, &slot_of, &mut values)?;
+        read_update(&text, &slot_of, &mut values).map_err(WebApiError::Protocol)?;
         if let Some(sample) = sample_of(&values) {
             if !connected {
                 tracing::info!(%xplane, version, "web api telemetry connected");
@@ -175,18 +175,18 @@ async fn session(
 
 /// Notes in `values` what one message from X-Plane's WebSocket says (its
 /// text comes from outside: anything that is not an update is skipped);
-/// an error only when X-Plane refused the subscription.
+/// an error (the message) only when X-Plane refused the subscription.
 fn read_update(
     text: &str,
     slot_of: &HashMap<String, usize>,
     values: &mut [Option<f64>; DATAREFS.len()],
-) -> Result<(), WebApiError> {
+) -> Result<(), String> {
     let Ok(update) = serde_json::from_str::<Value>(text) else {
         return Ok(());
     };
     match update["type"].as_str() {
         Some("result") if update["success"] == false => {
-            return Err(WebApiError::Protocol(text.to_string()));
+            return Err(text.to_string());
         }
         Some("dataref_update_values") => {}
         _ => return Ok(()),
