@@ -118,17 +118,6 @@ impl ErrorCounts {
             .position(|(named, _)| *named == errno)
             .map_or(0, |i| self.named[i])
     }
-
-    /// Failures that were worth a warning.
-    pub fn warnings(&self) -> u64 {
-        NAMED
-            .iter()
-            .zip(self.named)
-            .filter(|((errno, _), _)| severity(*errno) == Severity::Warning)
-            .map(|(_, n)| n)
-            .sum::<u64>()
-            + self.other
-    }
 }
 
 impl std::ops::Add for ErrorCounts {
@@ -196,7 +185,6 @@ mod tests {
         let counts = errors.snapshot();
         assert_eq!(counts.of(libc::ENOENT), 2);
         assert_eq!(counts.of(libc::EIO), 1);
-        assert_eq!(counts.warnings(), 2, "EIO and the other one");
         assert_eq!(counts.to_string(), "ENOENT 2, EIO 1, other 1");
         let pairs: Vec<_> = (counts + counts).pairs().collect();
         assert!(pairs.contains(&("fuse_errors_enoent".to_string(), 4)));

@@ -56,7 +56,7 @@ impl TextureSource for Fake {
         len: u32,
     ) -> impl std::future::Future<Output = Bytes> + Send {
         self.reads.fetch_add(1, Ordering::SeqCst);
-        let end = (offset + u64::from(len)).min(self.size);
+        let end = offset.saturating_add(u64::from(len)).min(self.size);
         let start = offset.min(end);
         let mut bytes = pattern(start, end - start);
         bytes.truncate(bytes.len().saturating_sub(self.short_by));
