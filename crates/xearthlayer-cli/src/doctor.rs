@@ -530,7 +530,7 @@ async fn provider_answers(provider: Arc<dyn TileProvider>) -> Finding {
                 "nothing to do if it covers where you fly",
             ),
             Some(cause) => Finding::problem(
-                format!("{name} does not serve {url}: {cause}"),
+                format!("{name} does not answer for {url}: {cause}"),
                 format!(
                     "{}; `xearthlayer run` still serves textures, filled in where imagery is missing",
                     cause.hint()
