@@ -189,4 +189,30 @@ mod tests {
         );
         assert!(find("LFRB", &[]).unwrap_err().contains("no apt.dat"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Fuzz: any `apt.dat` lines (bytes that are not UTF-8 included)
+        /// are read without a panic.
+        #[test]
+        fn fuzz_apt_dat_lines(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "(1|16|17|99|100|1302) +\\PC{0,40}",
+                    "1302 datum_(lat|lon) [-+0-9.eEnaif]{0,14}",
+                    "100 [-+0-9. ]{0,80}",
+                    "1 +[0-9]{0,5} [0-9] [0-9] LFRB \\PC{0,10}",
+                ],
+                0..12,
+            ),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let mut text = lines.join("\n").into_bytes();
+            text.extend_from_slice(&noise);
+            if let Ok(Some((lat, lon))) = find_in("LFRB", std::io::Cursor::new(text)) {
+                proptest::prop_assert!(lat.is_finite() && lon.is_finite());
+            }
+        }
+    }
 }

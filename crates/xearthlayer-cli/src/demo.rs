@@ -32,7 +32,7 @@ use xel_sim::verify::decode_level;
 
 use crate::args::CliResult;
 use crate::config::xearthlayer_dir;
-use crate::start::shutdown_signal;
+use crate::shutdown::shutdown_signal;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::Args;
 use xearthlayer::coord::chunk_at;
-use xearthlayer::fetch::{FetchConfig, FetchError, ImageryClient, WorkClass};
+use xearthlayer::fetch::{Cause, FetchConfig, ImageryClient, WorkClass};
 use xearthlayer::fs::TextureIndex;
 use xearthlayer::fuse::user_mount::{self, FuseConf};
 use xearthlayer::fuse::{xearthlayer_mounts, MountHealth};
@@ -175,13 +175,16 @@ pub async fn run(args: DoctorArgs) -> CliResult {
         Err(e) => Finding::problem("X-Plane's Custom Scenery folder is unknown", e.to_string()),
     });
     let providers = args.provider.providers(&config);
-    findings.push(match &providers {
-        Ok(providers) => provider_answers(Arc::clone(providers.primary())).await,
-        Err(e) => Finding::problem(
+    match &providers {
+        Ok(providers) => {
+            let probes = providers.configured().into_iter().map(provider_answers);
+            findings.extend(futures_util::future::join_all(probes).await);
+        }
+        Err(e) => findings.push(Finding::problem(
             format!("the imagery provider is not usable: {e}"),
             "fix provider.type / provider.url in the configuration, or the flags",
-        ),
-    });
+        )),
+    }
     if let (Ok(providers), Ok(scenery)) = (&providers, scenery) {
         let packages_dir = config.packages_dir.clone().or_else(default_packages_dir);
         let codes = tokio::task::spawn_blocking(move || {
@@ -499,7 +502,8 @@ fn unmapped_codes(providers: &Providers, codes: &BTreeMap<String, usize>) -> Vec
         .collect()
 }
 
-/// Asks the provider for one chunk, once, without retries.
+/// Asks the provider for one chunk, once, without retries, and says why
+/// it failed the way the status view does.
 async fn provider_answers(provider: Arc<dyn TileProvider>) -> Finding {
     let config = FetchConfig {
         retries: 0,
@@ -520,18 +524,20 @@ async fn provider_answers(provider: Arc<dyn TileProvider>) -> Finding {
     let name = provider.display_name();
     match client.fetch(&provider, chunk, WorkClass::Live).await {
         Ok(body) => Finding::ok(format!("{name} answers ({} bytes for {url})", body.len())),
-        Err(e) if e.is_no_data() => Finding::warning(
-            format!("{name} answers, but has no imagery at {url} ({e})"),
-            "nothing to do if it covers where you fly",
-        ),
-        Err(FetchError::Permanent(status)) if matches!(status.as_u16(), 401 | 403) => Finding::problem(
-            format!("{name} refuses requests (HTTP {status}) for {url}"),
-            "check the access token (provider.mapbox_token), or choose another provider",
-        ),
-        Err(e) => Finding::problem(
-            format!("{name} does not answer: {e}"),
-            "check the network connection and the provider's URL; `xearthlayer run` still serves textures, filled in where imagery is missing",
-        ),
+        Err(e) => match Cause::of(&e) {
+            Some(Cause::NoCoverage) => Finding::warning(
+                format!("{name} answers, but has no imagery at {url} ({e})"),
+                "nothing to do if it covers where you fly",
+            ),
+            Some(cause) => Finding::problem(
+                format!("{name} does not answer for {url}: {cause}"),
+                format!(
+                    "{}; `xearthlayer run` still serves textures, filled in where imagery is missing",
+                    cause.hint()
+                ),
+            ),
+            None => Finding::problem(format!("{name} cannot be asked: {e}"), "check the system's TLS setup"),
+        },
     }
 }
 

@@ -167,4 +167,30 @@ mod tests {
             "{message}"
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Fuzz: any flight plan text, random or near-valid, parses or says
+        /// which line is wrong; never a panic.
+        #[test]
+        fn fuzz_flight_plans(
+            noise in "\\PC{0,300}",
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[0-9]{1,5} \\PC{0,8} [0-9]{0,6} [-+0-9.eE]{0,12} [-+0-9.eEnaif]{0,12}",
+                    "(I|A|1100 Version|3 version|NUMENR [0-9]{0,4}|CYCLE [0-9]{0,5})",
+                ],
+                0..10,
+            ),
+        ) {
+            let text = format!("I\n1100 Version\n{}\n{noise}", lines.join("\n"));
+            if let Ok(waypoints) = parse(&text) {
+                for w in waypoints {
+                    proptest::prop_assert!(w.lat.is_finite() && w.lon.is_finite());
+                }
+            }
+            let _ = parse(&noise);
+        }
+    }
 }

@@ -15,12 +15,15 @@ mod fms;
 mod generate;
 mod heap;
 mod info;
+mod log_file;
 mod manager;
 mod packages;
 mod prefetch_cmd;
 mod route;
 mod run;
 mod scenery_packs;
+mod screen;
+mod shutdown;
 mod start;
 mod status;
 mod system;
@@ -78,7 +81,7 @@ async fn main() {
     let serving = matches!(cli.command, Command::Start(_) | Command::Run(_));
     // The demo prints its own story; its info logs would only clutter it.
     let quiet_stderr = live_view || matches!(cli.command, Command::Demo(_));
-    init_logging(cli.verbose, serving, quiet_stderr);
+    let log_file = init_logging(cli.verbose, serving, quiet_stderr);
     // Many packages, connections and cache files at once: the usual soft
     // limit of 1024 descriptors is needlessly low.
     if let Err(e) = system::raise_open_file_limit() {
@@ -108,14 +111,21 @@ async fn main() {
     // and a blocking thread waits on /dev/fuse forever. Exiting closes the
     // device, which fails their reads (ENOTCONN) instead of hanging them.
     let _ = std::io::Write::flush(&mut std::io::stdout());
+    // What the log file's thread still holds goes to disk first.
+    drop(log_file);
     std::process::exit(code)
 }
 
 /// Logs to stderr, and for the serving commands also to
-/// `~/.xearthlayer/xearthlayer.log`. With `quiet_stderr` (under the live
-/// status view, so log lines do not tear the redrawn block) stderr only gets
+/// `~/.xearthlayer/xearthlayer.log` (see [`log_file`]; the guard returned
+/// flushes it when dropped). With `quiet_stderr` (under the live status
+/// view, so log lines do not tear the redrawn block) stderr only gets
 /// warnings unless -v asks for more.
-fn init_logging(verbose: u8, log_file: bool, quiet_stderr: bool) {
+fn init_logging(
+    verbose: u8,
+    log_file: bool,
+    quiet_stderr: bool,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{fmt, EnvFilter, Layer as _};
@@ -132,29 +142,24 @@ fn init_logging(verbose: u8, log_file: bool, quiet_stderr: bool) {
     } else {
         filter()
     };
+    // Log lines go above the live view's block, never under it.
     let stderr = fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(screen::LogToStderr)
         .with_filter(stderr_filter);
-    let file = log_file
-        .then(|| {
-            let dir = config::xearthlayer_dir()?;
-            std::fs::create_dir_all(&dir).ok()?;
-            let path = dir.join("xearthlayer.log");
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .ok()
-        })
+    let (file, guard) = log_file
+        .then(|| log_file::open(&config::xearthlayer_dir()?).ok())
         .flatten()
-        .map(|file| {
-            fmt::layer()
+        .map(|(writer, guard)| {
+            let layer = fmt::layer()
                 .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .with_filter(filter())
-        });
+                .with_writer(writer)
+                .with_filter(filter());
+            (layer, guard)
+        })
+        .unzip();
     tracing_subscriber::registry()
         .with(stderr)
         .with(file)
         .init();
+    guard
 }

@@ -1,6 +1,6 @@
 //! `xearthlayer run`: every ortho package found (see [`packages`]) mounted
 //! at its own `Custom Scenery/<name>_xel`, all served by one texture
-//! service, until SIGINT or SIGTERM. One package failing to mount is
+//! service, until SIGINT, SIGTERM or SIGHUP (see [`crate::shutdown`]). One package failing to mount is
 //! reported and the others serve on. X-Plane must also be told to load the
 //! mounts instead of their sources: `run` prints the `scenery_packs.ini`
 //! changes that takes, or makes them with `--update-scenery-packs`.
@@ -14,7 +14,8 @@ use crate::config::default_packages_dir;
 use crate::manager::MountManager;
 use crate::packages::{self, Origin};
 use crate::scenery_packs::{self, Pack};
-use crate::start::shutdown_signal;
+use crate::screen::SCREEN;
+use crate::shutdown::Signals;
 use crate::status;
 use crate::system::is_root;
 use crate::xplane::{self, CustomScenery};
@@ -48,12 +49,11 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> CliResult {
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+    let mut signals = Signals::install();
     // A signal that came before we mount anything ends the run at once.
     let early = tokio::select! {
         biased;
-        name = &mut shutdown => Some(name),
+        name = signals.next() => Some(name),
         () = std::future::ready(()) => None,
     };
     if let Some(name) = early {
@@ -144,6 +144,9 @@ pub async fn run(args: RunArgs) -> CliResult {
         manager.mounted().len()
     );
     let filesystems: Vec<_> = manager.views().into_iter().map(|v| v.fs).collect();
+    if let Some(stats) = &stats {
+        stats.set_mounts(filesystems.clone());
+    }
     let prefetch = crate::flight::start_with_status(
         &args.telemetry.spec(file),
         &service,
@@ -159,16 +162,17 @@ pub async fn run(args: RunArgs) -> CliResult {
     );
     loop {
         tokio::select! {
-            name = &mut shutdown => {
+            name = signals.next() => {
                 println!("{name}: unmounting {} packages", manager.live());
                 break;
             }
             ended = manager.next_ended() => match ended {
                 Some(ended) => {
-                    match &ended.result {
-                        Ok(()) => println!("{} was unmounted from outside; the others serve on", ended.mountpoint.display()),
-                        Err(e) => println!("{} stopped: {e}", ended.mountpoint.display()),
-                    }
+                    // Above the live view's block, which stays at the bottom.
+                    SCREEN.println(&match &ended.result {
+                        Ok(()) => format!("{} was unmounted from outside; the others serve on", ended.mountpoint.display()),
+                        Err(e) => format!("{} stopped: {e}", ended.mountpoint.display()),
+                    });
                 }
                 None => {
                     println!("every mount is gone; stopping");
@@ -177,7 +181,14 @@ pub async fn run(args: RunArgs) -> CliResult {
             },
         }
     }
-    reporter.abort();
+    signals.force_on_next(
+        manager
+            .mounted()
+            .iter()
+            .map(|p| p.mountpoint.clone())
+            .collect(),
+    );
+    reporter.stop();
     trimmer.abort();
     drop(prefetch);
     for ended in manager.stop_all().await {

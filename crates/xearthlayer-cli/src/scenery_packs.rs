@@ -165,8 +165,19 @@ pub fn read_and_plan(file: &Path, packs: &[Pack], xplane_root: &Path) -> io::Res
 /// Writes `edit` to `file`: the old file copied to [`backup_path`] first,
 /// then the new one put in place atomically.
 pub fn apply(file: &Path, edit: &Edit) -> io::Result<()> {
-    if file.exists() {
-        std::fs::copy(file, backup_path(file)).map_err(|e| {
+    use std::os::unix::fs::MetadataExt as _;
+    if let Ok(md) = std::fs::metadata(file) {
+        // Written anew in place of whatever is at the backup's name: never
+        // through a symlink someone put there.
+        let backup = std::fs::read(file).and_then(|old| {
+            files::write_in_place_of(
+                &backup_path(file),
+                &old,
+                md.mode() & 0o7777,
+                Some((md.uid(), md.gid())),
+            )
+        });
+        backup.map_err(|e| {
             io::Error::new(e.kind(), format!("cannot back up {}: {e}", file.display()))
         })?;
     }
@@ -255,6 +266,23 @@ mod tests {
                 .ends_with("SCENERY_PACK /x/\nSCENERY_PACK Custom Scenery/b_xel/\n"),
             "{}",
             edit.text
+        );
+    }
+
+    #[test]
+    fn the_backup_is_never_written_through_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("scenery_packs.ini");
+        std::fs::write(&file, EXISTING).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, backup_path(&file)).unwrap();
+        let edit = read_and_plan(&file, &[pack("zOrtho4XP_+47-006")], Path::new(ROOT)).unwrap();
+        apply(&file, &edit).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(
+            std::fs::read_to_string(backup_path(&file)).unwrap(),
+            EXISTING
         );
     }
 

@@ -1,5 +1,6 @@
 //! `xearthlayer start --source DIR`: mount one scenery package with its
-//! textures served on demand, until SIGINT or SIGTERM.
+//! textures served on demand, until SIGINT, SIGTERM or SIGHUP (see
+//! [`crate::shutdown`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use xearthlayer::fuse::{self, MountConfig, MountSession};
 use xearthlayer::texture::TextureService;
 
 use crate::args::{CliResult, ServiceArgs};
+use crate::shutdown::Signals;
 use crate::status;
 
 #[derive(Args, Debug)]
@@ -75,7 +77,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         Some(m) => std::path::absolute(m)?,
         None => default_mountpoint(&source),
     };
-    let shutdown = shutdown_signal();
+    let mut signals = Signals::install();
     let service = args.service.service()?;
     // Before mounting: whoever signals once the mount is up must find the handler.
     let stats = args.stats_file.start(&service)?;
@@ -88,6 +90,9 @@ pub async fn run(args: StartArgs) -> CliResult {
         service.format(),
         service.providers().describe()
     );
+    if let Some(stats) = &stats {
+        stats.set_mounts(vec![Arc::clone(&fs)]);
+    }
     let file = args.service.config.load()?.settings;
     let prefetch = crate::flight::start_with_status(
         &args.telemetry.spec(&file),
@@ -107,7 +112,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         crate::flight::status_lines(prefetch.as_ref()),
     );
     let ended_by_itself = tokio::select! {
-        signal = shutdown => {
+        signal = signals.next() => {
             println!("{signal}: unmounting {}", mountpoint.display());
             false
         }
@@ -117,7 +122,8 @@ pub async fn run(args: StartArgs) -> CliResult {
             true
         }
     };
-    reporter.abort();
+    signals.force_on_next(vec![session.mountpoint().to_path_buf()]);
+    reporter.stop();
     trimmer.abort();
     drop(prefetch);
     if !ended_by_itself {
@@ -129,25 +135,4 @@ pub async fn run(args: StartArgs) -> CliResult {
         stats.write().await?;
     }
     Ok(())
-}
-
-/// Resolves on the first SIGINT or SIGTERM, naming it. The handlers are
-/// installed at the call, not at the first poll: from then on a signal
-/// waits for us instead of killing us with a mount half made.
-pub fn shutdown_signal() -> impl std::future::Future<Output = &'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let handlers = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    );
-    async move {
-        let (Ok(mut int), Ok(mut term)) = handlers else {
-            // Without signal handlers there is nothing to wait for but forever.
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        }
-    }
 }

@@ -1,22 +1,24 @@
 //! Plain-text status: a periodic line while serving and a summary on exit;
 //! for benchmarks, the counters as `key=value` lines in a file.
 //!
-//! The live block is redrawn in place by moving the cursor up over the
-//! lines drawn last time. That count is only right if no line wrapped, so
-//! every line is cut to the terminal's width, read anew at each redraw (a
-//! resize takes effect within a second); after a narrowing, the lines drawn
-//! before were re-wrapped by the terminal and count for more rows.
+//! In a terminal the status is a live block redrawn in place (see
+//! [`crate::screen`]); every line is cut to the terminal's width, read anew
+//! at each redraw (a resize takes effect within a second), so that none
+//! wraps.
 
 use std::fmt::Write as _;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use xearthlayer::fs::OverlayFs;
+use xearthlayer::fetch::ProviderState;
+use xearthlayer::fs::{ErrorCounts, OverlayFs};
 use xearthlayer::metrics::MetricsSnapshot;
 use xearthlayer::texture::TextureService;
+
+use crate::screen::{terminal_width, SCREEN};
 
 /// One mount as the status view shows it.
 pub struct MountView {
@@ -27,7 +29,21 @@ pub struct MountView {
 /// More status lines from outside the service (prefetch), asked each time.
 pub type ExtraLines = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
-/// Reports until aborted: in a terminal a live block redrawn every second,
+/// The status reporter of a serving command.
+pub struct Reporter {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Reporter {
+    /// Stops reporting; a live block stays on screen as it was last drawn,
+    /// and later output goes below it.
+    pub fn stop(self) {
+        self.task.abort();
+        SCREEN.release();
+    }
+}
+
+/// Reports until stopped: in a terminal a live block redrawn every second,
 /// otherwise (or with `--no-tui`) a log line every 10 s; `extra` lines
 /// (prefetch) follow the service's.
 pub fn spawn_reporter(
@@ -35,15 +51,13 @@ pub fn spawn_reporter(
     mounts: Vec<MountView>,
     live: bool,
     extra: ExtraLines,
-) -> tokio::task::JoinHandle<()> {
+) -> Reporter {
     let live = live && io::stdout().is_terminal();
     let every = Duration::from_secs(if live { 1 } else { 10 });
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut last = (Instant::now(), service.metrics().snapshot());
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
-        // The widths of the lines the last redraw left on screen.
-        let mut drawn: Vec<usize> = Vec::new();
         loop {
             tick.tick().await;
             let now = (Instant::now(), service.metrics().snapshot());
@@ -54,32 +68,20 @@ pub fn spawn_reporter(
                 for more in extra() {
                     let _ = writeln!(block, " {more}");
                 }
-                let block = fit(&block, width);
-                // Move up over the previous block and clear it, then redraw.
-                let rows = rows_taken(&drawn, width.max(1));
-                let mut out = io::stdout().lock();
-                if rows > 0 {
-                    let _ = write!(out, "\x1b[{rows}A\r\x1b[J");
-                }
-                let _ = write!(out, "{block}");
-                let _ = out.flush();
-                drawn = block.lines().map(console::measure_text_width).collect();
+                SCREEN.draw(&fit(&block, width), width);
             } else {
-                tracing::info!("{}", line(&last.1, &now.1, secs, &service));
+                tracing::info!("{}", line(&last.1, &now.1, secs, &service, &mounts));
+                for provider in provider_lines(&service) {
+                    tracing::info!("{provider}");
+                }
                 for more in extra() {
                     tracing::info!("{more}");
                 }
             }
             last = now;
         }
-    })
-}
-
-/// Columns of the terminal on stdout (80 if it cannot be told).
-fn terminal_width() -> usize {
-    console::Term::stdout()
-        .size_checked()
-        .map_or(80, |(_, cols)| usize::from(cols))
+    });
+    Reporter { task }
 }
 
 /// Cuts every line of `block` to fewer than `width` columns (the last
@@ -92,12 +94,6 @@ fn fit(block: &str, width: usize) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Screen rows that lines of these widths take in a terminal `width`
-/// columns wide (a line wider than the terminal wraps onto more rows).
-fn rows_taken(line_widths: &[usize], width: usize) -> usize {
-    line_widths.iter().map(|&w| w.div_ceil(width).max(1)).sum()
 }
 
 /// The live view: service-wide rates, the read-path economy, each mount.
@@ -142,7 +138,7 @@ fn live_block(
         " chunks   {:>5} in flight {:>7.0} /s  {:>5.1} errors/s  {:.1} per texture",
         now.requests_in_flight,
         rate(before.chunk_requests, now.chunk_requests),
-        rate(before.chunk_failures, now.chunk_failures),
+        rate(failures(before), failures(now)),
         now.chunk_requests as f64 / now.textures_touched.max(1) as f64
     );
     let _ = writeln!(
@@ -171,6 +167,10 @@ fn live_block(
             levels.join(" ")
         }
     );
+    for provider in provider_lines(service) {
+        let _ = writeln!(block, " {provider}");
+    }
+    let _ = writeln!(block, " fuse     errors {}", fuse_errors(mounts));
     for mount in mounts {
         let st = mount.fs.stats();
         // Counts first, then the name: a cut line loses the name's end.
@@ -186,6 +186,51 @@ fn live_block(
         );
     }
     block
+}
+
+/// Chunk requests that failed, after their retries or at once (the
+/// provider failing fast).
+fn failures(m: &MetricsSnapshot) -> u64 {
+    m.chunk_failures + m.chunk_fast_failed
+}
+
+/// One line per provider asked so far: its state and, unless healthy, the
+/// cause of its last failures and what to check.
+fn provider_lines(service: &TextureService) -> Vec<String> {
+    service
+        .client()
+        .provider_reports()
+        .iter()
+        .map(|r| {
+            let state = match &r.state {
+                ProviderState::Failing { since, fast } => format!(
+                    "failing for {} s ({} failures{})",
+                    since.elapsed().map_or(0, |d| d.as_secs()),
+                    r.failures,
+                    if *fast { ", failing fast" } else { "" }
+                ),
+                other => other.name().to_string(),
+            };
+            // State and cause first, the long name and the hint after: a
+            // line cut to the terminal's width keeps what matters.
+            match (&r.state, &r.last_cause) {
+                (ProviderState::Healthy, _) | (_, None) => {
+                    format!("provider {state} · {}", r.name)
+                }
+                (_, Some(cause)) => {
+                    format!("provider {state}: {cause} · {} · {}", r.name, cause.hint())
+                }
+            }
+        })
+        .collect()
+}
+
+/// Failed operations of every mount, by errno.
+fn fuse_errors(mounts: &[MountView]) -> ErrorCounts {
+    mounts
+        .iter()
+        .map(|m| m.fs.stats().errors)
+        .fold(ErrorCounts::default(), |a, b| a + b)
 }
 
 /// Resident memory of this process, from /proc.
@@ -211,11 +256,12 @@ fn line(
     now: &MetricsSnapshot,
     secs: f64,
     service: &TextureService,
+    mounts: &[MountView],
 ) -> String {
     let rate = |a: u64, b: u64| (b - a) as f64 / secs;
     let work = service.work();
     format!(
-        "work: {} live, {} background | reads: {} final, {} stand-ins ({:.1}%) | textures: {} in flight, {:.1} parts built/s | chunks: {:.0}/s, {:.1} errors/s, {} in flight | cache: {} memory hits, {} disk hits | memory {} MiB, process {} MiB | built {} MiB for {} MiB read",
+        "work: {} live, {} background | reads: {} final, {} stand-ins ({:.1}%) | textures: {} in flight, {:.1} parts built/s | chunks: {:.0}/s, {:.1} errors/s, {} in flight | cache: {} memory hits, {} disk hits | memory {} MiB, process {} MiB | built {} MiB for {} MiB read | fuse errors: {}",
         work.live_builds + work.live_builds_waiting,
         work.background_builds + work.background_builds_waiting,
         now.reads_final,
@@ -224,7 +270,7 @@ fn line(
         now.generations_in_flight,
         rate(before.units_built, now.units_built),
         rate(before.chunk_requests, now.chunk_requests),
-        rate(before.chunk_failures, now.chunk_failures),
+        rate(failures(before), failures(now)),
         now.requests_in_flight,
         now.memory_hits - before.memory_hits,
         now.disk_hits - before.disk_hits,
@@ -232,6 +278,7 @@ fn line(
         resident_mib(),
         now.bytes_produced >> 20,
         now.bytes_read >> 20,
+        fuse_errors(mounts),
     )
 }
 
@@ -287,6 +334,8 @@ pub struct StatsFile {
     dumps: Arc<AtomicU64>,
     /// More `key=value` pairs from outside the service (prefetch), once set.
     extra: Arc<std::sync::OnceLock<ExtraPairs>>,
+    /// The mounts, for their error counts, once mounted.
+    mounts: Arc<std::sync::OnceLock<Vec<Arc<OverlayFs<TextureService>>>>>,
 }
 
 /// More `key=value` pairs for the stats file, asked at each write.
@@ -303,6 +352,7 @@ impl StatsFile {
             path,
             dumps: Arc::default(),
             extra: Arc::default(),
+            mounts: Arc::default(),
         };
         let writer = stats.clone();
         tokio::spawn(async move {
@@ -323,6 +373,12 @@ impl StatsFile {
         let _ = self.extra.set(pairs);
     }
 
+    /// Adds the mounts' `fuse_errors_*` counts to every later write (only
+    /// the first call counts).
+    pub fn set_mounts(&self, mounts: Vec<Arc<OverlayFs<TextureService>>>) {
+        let _ = self.mounts.set(mounts);
+    }
+
     /// Writes the counters now, replacing the file at once.
     pub async fn write(&self) -> io::Result<()> {
         let dump = self.dumps.fetch_add(1, Ordering::Relaxed) + 1;
@@ -331,7 +387,34 @@ impl StatsFile {
             &self.service.metrics().snapshot(),
             self.service.memory_bytes(),
         );
+        for r in self.service.client().provider_reports() {
+            let key = slug(&r.key);
+            let _ = writeln!(text, "provider_{key}_state={}", r.state.name());
+            let _ = writeln!(text, "provider_{key}_failures={}", r.failures);
+            if let ProviderState::Failing { since, .. } = r.state {
+                let unix = since
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let _ = writeln!(text, "provider_{key}_failing_since={}", unix.as_secs());
+            }
+            if let Some(cause) = &r.last_cause {
+                let _ = writeln!(text, "provider_{key}_last_failure={}", cause.slug());
+            }
+        }
+        if let Some(disk) = self.service.disk_cache() {
+            let _ = writeln!(text, "disk_loads={}", disk.loads());
+        }
         for (key, value) in self.extra.get().map(|f| f()).unwrap_or_default() {
+            let _ = writeln!(text, "{key}={value}");
+        }
+        let errors = self
+            .mounts
+            .get()
+            .into_iter()
+            .flatten()
+            .map(|fs| fs.stats().errors)
+            .fold(ErrorCounts::default(), |a, b| a + b);
+        for (key, value) in errors.pairs() {
             let _ = writeln!(text, "{key}={value}");
         }
         let mut tmp = self.path.clone().into_os_string();
@@ -339,6 +422,20 @@ impl StatsFile {
         tokio::fs::write(&tmp, text).await?;
         tokio::fs::rename(&tmp, &self.path).await
     }
+}
+
+/// A provider's cache key as a stats-file key: lower-case letters, digits
+/// and `_`.
+fn slug(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn stats_lines(dump: u64, m: &MetricsSnapshot, memory_bytes: u64) -> String {
@@ -402,14 +499,5 @@ mod tests {
         }
         assert!(fit(block, 20).contains('…'));
         assert_eq!(fit(block, 120), block, "lines that fit are kept whole");
-    }
-
-    #[test]
-    fn a_narrowed_terminal_counts_rewrapped_rows() {
-        assert_eq!(rows_taken(&[], 80), 0);
-        assert_eq!(rows_taken(&[0, 79, 40], 80), 3);
-        // Cut to 119 columns, then the terminal narrowed to 80: each long
-        // line now takes two rows.
-        assert_eq!(rows_taken(&[119, 119, 30], 80), 5);
     }
 }

@@ -114,7 +114,9 @@ fn doctor_names_each_problem_with_its_fix() {
         fix
     };
     assert!(problem("Custom Scenery").contains("--custom-scenery"));
-    assert!(problem("does not answer").contains("network"));
+    // The cause is named, and what to check for it.
+    assert!(report.contains("does not answer") && report.contains("connection refused"));
+    assert!(problem("connection refused").contains("nothing listens"));
     assert!(report.contains("no configuration file"), "{report}");
     assert!(
         report.lines().any(|l| l.contains("open-file limit")),

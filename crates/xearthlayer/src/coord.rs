@@ -446,6 +446,21 @@ mod tests {
             let _ = TextureId::parse(&s);
         }
 
+        /// Fuzz: names as the kernel hands them over (any bytes), and
+        /// near-valid ones with huge numbers and odd zooms.
+        #[test]
+        fn fuzz_texture_names(
+            bytes in proptest::collection::vec(any::<u8>(), 0..48),
+            near in "[0-9]{0,22}[-_][0-9]{0,22}[-_][A-Za-z@_]{0,6}[0-9]{0,4}\\.(dds|DDS)",
+        ) {
+            let _ = TextureId::parse(&String::from_utf8_lossy(&bytes));
+            if let Ok(id) = TextureId::parse(&near) {
+                // Whatever parses names a texture that fits its zoom.
+                let blocks = (1u64 << id.zoom) / 16;
+                prop_assert!(u64::from(id.row) / 16 < blocks && u64::from(id.col) / 16 < blocks);
+            }
+        }
+
         #[test]
         fn lat_lon_round_trips(zoom in 0u8..=22, lat in -85.0f64..85.0, lon in -180.0f64..179.999) {
             let (x, y) = lat_lon_to_tile(zoom, lat, lon);

@@ -20,6 +20,7 @@
 //! - [`prefetch`]: predicting X-Plane's next loads and building them in
 //!   the background.
 //! - [`metrics`]: counters every stage shares.
+//! - [`log_limit`]: repeated warnings said once per interval.
 //! - [`sched`]: live and background classes of work and their permits.
 
 pub mod cache;
@@ -29,6 +30,7 @@ pub mod fetch;
 pub mod fs;
 pub mod fuse;
 pub mod image;
+pub mod log_limit;
 pub mod metrics;
 pub mod package;
 pub mod prefetch;

@@ -375,3 +375,83 @@ async fn missing_imagery_and_fillers_are_no_data_and_not_retried() {
     assert_eq!(server.stats().requests, asked);
     assert_idle(&client);
 }
+
+/// A URL template of a loopback port where nothing listens.
+fn refused_template() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}/{{z}}/{{x}}/{{y}}.jpg")
+}
+
+/// A server that answers every request with `status` and no body.
+async fn answering(status: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                let _ = socket.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}/{{z}}/{{x}}/{{y}}.jpg")
+}
+
+#[tokio::test]
+async fn a_failing_provider_says_why_and_since_when() {
+    use xearthlayer::fetch::{Cause, ProviderState};
+    let refused: Arc<dyn TileProvider> =
+        Arc::new(TemplateProvider::custom(&refused_template()).unwrap());
+    let client = client(FetchConfig {
+        failures_to_trip: 3,
+        failing_for: Duration::ZERO,
+        probe_after: Duration::from_secs(60),
+        ..quick()
+    });
+    assert!(client.provider_reports().is_empty(), "nothing asked yet");
+    let before = std::time::SystemTime::now();
+    for i in 0..4 {
+        assert!(client
+            .fetch(&refused, chunk(i), WorkClass::Live)
+            .await
+            .is_err());
+    }
+    let reports = client.provider_reports();
+    assert_eq!(reports.len(), 1);
+    let report = &reports[0];
+    assert_eq!(report.last_cause, Some(Cause::ConnectionRefused));
+    assert_eq!(report.failures, 3, "the fast failure is not an attempt");
+    match report.state {
+        ProviderState::Failing { since, fast } => assert!(since >= before && fast),
+        ref other => panic!("{other:?}"),
+    }
+    assert!(Cause::ConnectionRefused.hint().contains("address"));
+
+    // A provider that refuses the requests themselves: a hint about tokens.
+    let forbidden: Arc<dyn TileProvider> =
+        Arc::new(TemplateProvider::custom(&answering("403 Forbidden").await).unwrap());
+    let err = client
+        .fetch(&forbidden, chunk(0), WorkClass::Live)
+        .await
+        .unwrap_err();
+    assert_eq!(Cause::of(&err), Some(Cause::Refused(403)));
+    let report = client
+        .provider_reports()
+        .into_iter()
+        .find(|r| r.key == forbidden.cache_key())
+        .unwrap();
+    assert_eq!(report.last_cause, Some(Cause::Refused(403)));
+    assert!(report.last_cause.unwrap().hint().contains("token"));
+    assert!(
+        matches!(report.state, ProviderState::Failing { fast: false, .. }),
+        "failing, though not failing fast (retrying will not help): {:?}",
+        report.state
+    );
+}

@@ -184,6 +184,45 @@ async fn a_hung_provider_costs_at_most_the_stall_window() {
     assert!(t.degraded);
 }
 
+// One thread: the reader gives up before the load's task first runs.
+#[tokio::test]
+async fn a_disk_load_outlives_a_read_that_stopped_waiting_and_is_not_repeated() {
+    let server = ImageryServer::start(ServerConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let id = texture(5);
+    let writer = service(
+        &server,
+        ServiceConfig {
+            disk_cache: Some((dir.path().to_path_buf(), 1 << 30)),
+            ..ServiceConfig::default()
+        },
+    );
+    writer.texture(&id).await;
+    writer.flush().await;
+    drop(writer);
+
+    server.reset_stats();
+    // A cap so short that a read stops waiting while its disk load runs.
+    let hasty = service(
+        &server,
+        ServiceConfig {
+            disk_cache: Some((dir.path().to_path_buf(), 1 << 30)),
+            max_wait: Duration::from_nanos(1),
+            startup_max_wait: Duration::from_nanos(1),
+            ..ServiceConfig::default()
+        },
+    );
+    let entry = hasty.entry(&id);
+    let bytes = hasty.read(&entry, 0..HEADER_READ).await;
+    assert_eq!(bytes.len() as u64, HEADER_READ);
+    assert_eq!(hasty.metrics().snapshot().reads_stood_in, 1);
+    // The next use of the texture gets the bytes that load read.
+    assert!(hasty.prefetch(&id, 0..hasty.file_size()).await);
+    let disk = hasty.disk_cache().unwrap();
+    assert_eq!(disk.loads(), 1, "the file was read once");
+    assert_eq!(server.stats().requests, 0, "nothing downloaded");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_cache_serves_a_new_service_and_rejects_bad_files() {
     let server = ImageryServer::start(ServerConfig::default()).await.unwrap();

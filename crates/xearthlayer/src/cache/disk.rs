@@ -31,17 +31,24 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
 use super::held::Held;
 use super::TextureKey;
 use crate::dds::layout::{self, DdsFormat};
+use crate::log_limit::LogLimit;
+use crate::metrics::Counter;
 
+/// Tries of an append whose file is evicted under it each time.
+const APPEND_ATTEMPTS: usize = 3;
 /// Evict down to this share of the capacity, so eviction runs rarely.
 const EVICT_TO: f64 = 0.9;
 const TEMP_SUFFIX: &str = ".partial";
+/// A temp file lives for the milliseconds its creator takes to write a
+/// header and link it into place; one this old was left by a crash.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 const FILE_MAGIC: &[u8; 8] = b"XELCACHE";
 const FILE_VERSION: u8 = 1;
 const FILE_HEADER_LEN: usize = 16;
@@ -97,6 +104,9 @@ pub struct DiskCache {
     /// One eviction at a time in this process (a background one and an
     /// asked-for one would each skip the files the other holds locked).
     eviction: Mutex<()>,
+    /// Files read whole by [`DiskCache::load`] (each up to a texture's size).
+    loads: Counter,
+    write_warnings: LogLimit,
 }
 
 impl DiskCache {
@@ -111,7 +121,14 @@ impl DiskCache {
         let dir = base.join(provider).join(format.name());
         fs::create_dir_all(&dir)?;
         let started = Instant::now();
-        let index = scan(&dir)?;
+        // A large cache takes seconds to list: on a runtime's worker
+        // thread, let the runtime move its other tasks elsewhere meanwhile.
+        let index = match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| scan(&dir))?
+            }
+            _ => scan(&dir)?,
+        };
         tracing::info!(
             dir = %dir.display(),
             entries = index.entries.len(),
@@ -126,6 +143,8 @@ impl DiskCache {
             index: Mutex::new(index),
             evicting: AtomicBool::new(false),
             eviction: Mutex::new(()),
+            loads: Counter::default(),
+            write_warnings: LogLimit::default(),
         });
         cache.evict_if_needed();
         Ok(cache)
@@ -168,6 +187,11 @@ impl DiskCache {
             .is_some_and(|e| e.held.covers(range))
     }
 
+    /// Files read by [`DiskCache::load`] so far.
+    pub fn loads(&self) -> u64 {
+        self.loads.get()
+    }
+
     /// The parts of the texture stored so far, as (file offset, bytes).
     /// A file with a bad header is deleted; records after a bad one are cut
     /// off. `None` when nothing valid is stored.
@@ -175,6 +199,7 @@ impl DiskCache {
         if !self.lock().entries.contains_key(&key) {
             return None;
         }
+        self.loads.incr();
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || this.load_checked(key))
             .await
@@ -237,21 +262,58 @@ impl DiskCache {
         let stored = tokio::task::spawn_blocking(move || this.append_records(key, &parts)).await;
         match stored {
             Ok(Ok(())) => self.evict_if_needed(),
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not write a texture to the disk cache"),
+            Ok(Err(e)) => {
+                // A full disk fails every part: say it once in a while.
+                if let Some(held_back) = self.write_warnings.check() {
+                    tracing::warn!(error = %e, held_back, "could not write a texture to the disk cache");
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "disk cache write task failed"),
         }
     }
 
     fn append_records(&self, key: TextureKey, parts: &[(u64, Bytes)]) -> io::Result<()> {
         let path = self.path(&key);
-        let created = !path.exists() && self.create_file(&key, &path)?;
-        let file = fs::OpenOptions::new().append(true).open(&path)?;
+        // An eviction (here or in another process) may unlink the file
+        // between our open and our lock: then start again on a new file.
+        for _ in 0..APPEND_ATTEMPTS {
+            let created = !path.exists() && self.create_file(&key, &path)?;
+            let file = match fs::OpenOptions::new().append(true).open(&path) {
+                Ok(file) => file,
+                // Evicted since we looked.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if self.append_locked(key, &file, created, parts)? {
+                return Ok(());
+            }
+        }
+        Err(io::Error::other(
+            "the cache file was evicted while being appended to, again and again",
+        ))
+    }
+
+    /// Appends `parts` to `file` (the texture's file, opened for append)
+    /// and indexes them; `false` if the file was evicted (unlinked) before
+    /// the lock was taken, and nothing was written. Eviction unlinks only
+    /// under the same lock, so once held, the file stays.
+    fn append_locked(
+        &self,
+        key: TextureKey,
+        file: &fs::File,
+        created: bool,
+        parts: &[(u64, Bytes)],
+    ) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt as _;
         let size = {
-            let _exclusive = FileLock::exclusive(&file)?;
+            let _exclusive = FileLock::exclusive(file)?;
+            if file.metadata()?.nlink() == 0 {
+                return Ok(false);
+            }
             for (offset, bytes) in parts {
                 // The header, then the part's own buffer: no copy of it.
-                (&file).write_all(&record_header(*offset, bytes))?;
-                (&file).write_all(bytes)?;
+                (&*file).write_all(&record_header(*offset, bytes))?;
+                (&*file).write_all(bytes)?;
             }
             file.metadata()?.len()
         };
@@ -276,7 +338,7 @@ impl DiskCache {
                 held,
             },
         );
-        Ok(())
+        Ok(true)
     }
 
     /// A new file holding only the file header, renamed into place.
@@ -482,7 +544,10 @@ impl Drop for FileLock<'_> {
 }
 
 /// Builds the index from file names and metadata alone; deletes temp files
-/// left behind by a crash.
+/// left behind by a crash. Other processes sharing the folder work on
+/// meanwhile: a file (or a zoom folder) that vanishes under the scan was
+/// evicted by one of them and is skipped, and a temp file is deleted only
+/// once it is too old to be anyone's creation in progress.
 fn scan(dir: &Path) -> io::Result<Index> {
     let mut index = Index::default();
     for zoom_dir in fs::read_dir(dir)? {
@@ -494,36 +559,70 @@ fn scan(dir: &Path) -> io::Result<Index> {
         else {
             continue;
         };
-        if !zoom_dir.file_type()?.is_dir() {
-            continue;
+        match zoom_dir.file_type() {
+            Ok(kind) if kind.is_dir() => {}
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
         }
-        for file in fs::read_dir(zoom_dir.path())? {
-            let file = file?;
-            let name = file.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.ends_with(TEMP_SUFFIX) {
-                let _ = fs::remove_file(file.path());
-                continue;
-            }
-            let Some((row, col)) = name
-                .strip_suffix(".xel")
-                .and_then(|stem| stem.split_once('_'))
-                .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
-            else {
-                continue;
-            };
-            let meta = file.metadata()?;
-            index.insert(
-                TextureKey { zoom, row, col },
-                Entry {
-                    size: meta.len(),
-                    last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    held: Held::Unknown,
-                },
-            );
+        match fs::read_dir(zoom_dir.path()) {
+            Ok(files) => index_zoom_dir(&mut index, zoom, files, SystemTime::now())?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
         }
     }
     Ok(index)
+}
+
+/// Indexes the files of one zoom folder (see [`scan`]); `now` dates the
+/// temp files.
+fn index_zoom_dir(
+    index: &mut Index,
+    zoom: u8,
+    files: impl IntoIterator<Item = io::Result<fs::DirEntry>>,
+    now: SystemTime,
+) -> io::Result<()> {
+    for file in files {
+        let file = match file {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let name = file.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let meta = match file.metadata() {
+            Ok(meta) => meta,
+            // Evicted by another process since the listing.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if name.ends_with(TEMP_SUFFIX) {
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok());
+            if age.is_some_and(|age| age > STALE_TEMP_AGE) {
+                let _ = fs::remove_file(file.path());
+            }
+            continue;
+        }
+        let Some((row, col)) = name
+            .strip_suffix(".xel")
+            .and_then(|stem| stem.split_once('_'))
+            .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
+        else {
+            continue;
+        };
+        index.insert(
+            TextureKey { zoom, row, col },
+            Entry {
+                size: meta.len(),
+                last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                held: Held::Unknown,
+            },
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -710,16 +809,42 @@ mod tests {
     }
 
     #[test]
-    fn scan_skips_foreign_files_and_removes_temp_files() {
+    fn scan_skips_foreign_files_and_removes_stale_temp_files_only() {
         let dir = tempfile::tempdir().unwrap();
         let zoom = dir.path().join("custom/bc1/16");
         fs::create_dir_all(&zoom).unwrap();
         fs::write(zoom.join("notes.txt"), b"x").unwrap();
-        fs::write(zoom.join(format!(".1_2.3.4{TEMP_SUFFIX}")), b"x").unwrap();
+        let crashed = zoom.join(format!(".1_2.3.4{TEMP_SUFFIX}"));
+        fs::write(&crashed, b"x").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&crashed)
+            .unwrap()
+            .set_modified(SystemTime::now() - 2 * STALE_TEMP_AGE)
+            .unwrap();
+        // Another process is creating this one right now.
+        let live = zoom.join(format!(".1_3.5.6{TEMP_SUFFIX}"));
+        fs::write(&live, b"x").unwrap();
         fs::write(zoom.join("16_32.xel"), b"x").unwrap();
         let cache = open(dir.path(), 1 << 30);
         assert_eq!(cache.stats().entries, 1);
-        assert!(!zoom.join(format!(".1_2.3.4{TEMP_SUFFIX}")).exists());
+        assert!(!crashed.exists(), "left by a crash");
+        assert!(live.exists(), "another process's file in the making");
+    }
+
+    #[test]
+    fn a_file_evicted_by_another_process_during_the_scan_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["16_32.xel", "32_32.xel", "48_32.xel"] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        // The listing is taken, then another process evicts a file.
+        let listed: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        fs::remove_file(dir.path().join("32_32.xel")).unwrap();
+        let mut index = Index::default();
+        index_zoom_dir(&mut index, 16, listed, SystemTime::now()).unwrap();
+        assert_eq!(index.entries.len(), 2);
+        assert!(!index.entries.contains_key(&key(32)));
     }
 
     #[tokio::test]
@@ -807,6 +932,65 @@ mod tests {
     }
 
     #[test]
+    fn an_append_never_writes_into_a_file_evicted_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 1);
+        cache.append_records(key(0), &parts(1)).unwrap();
+        let path = cache.path(&key(0));
+        // An appender opened the file, then an eviction took it before the
+        // appender's lock.
+        let opened = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        cache.evict();
+        assert!(!path.exists());
+        assert_eq!(cache.stats().entries, 0);
+        let written = cache
+            .append_locked(key(0), &opened, false, &parts(2))
+            .unwrap();
+        assert!(!written, "nothing goes into the unlinked file");
+        assert_eq!(cache.stats().entries, 0, "nor is it indexed again");
+        // The append as a whole starts again on a new file.
+        cache.append_records(key(0), &parts(2)).unwrap();
+        assert_eq!(cache.load_checked(key(0)).unwrap(), parts(2));
+    }
+
+    #[tokio::test]
+    async fn a_write_failing_again_and_again_is_warned_of_once_in_a_while() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 1 << 30);
+        // The zoom folder cannot be made: every append fails.
+        fs::write(cache.dir().join("16"), b"in the way").unwrap();
+        let log = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let writer = {
+            let log = Arc::clone(&log);
+            move || LogTo(Arc::clone(&log))
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(writer)
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        for row in 0..50 {
+            cache.append(key(row * 16), parts(1)).await;
+        }
+        let log = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("could not write a texture").count(), 1, "{log}");
+    }
+
+    /// A log writer into a shared buffer.
+    struct LogTo(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for LogTo {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
     fn eviction_skips_a_file_in_use() {
         let dir = tempfile::tempdir().unwrap();
         let cache = open(dir.path(), 1);
@@ -819,5 +1003,38 @@ mod tests {
         drop(held);
         cache.evict();
         assert!(!path.exists());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Fuzz: any file contents, after a good header or not, give only
+        /// checked records inside the texture, and a good length within
+        /// the file.
+        #[test]
+        fn fuzz_cache_records(
+            header in proptest::prelude::any::<bool>(),
+            records in proptest::collection::vec(
+                (proptest::prelude::any::<u64>(), proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), proptest::prelude::any::<bool>()),
+                0..6,
+            ),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let mut file = if header { file_header(DdsFormat::Bc1).to_vec() } else { Vec::new() };
+            for (offset, body, valid) in &records {
+                // Some offsets inside the texture, some anywhere.
+                let offset = if *valid { 128 + offset % 11_000_000 } else { *offset };
+                file.extend_from_slice(&encode_record(offset, body));
+            }
+            file.extend_from_slice(&tail);
+            let data = Bytes::from(file);
+            let (found, good_len) = parse_records(&data, DdsFormat::Bc1);
+            proptest::prop_assert!(good_len <= data.len());
+            let size = layout::file_size(DdsFormat::Bc1);
+            for (offset, bytes) in found {
+                proptest::prop_assert!(offset >= layout::HEADER_LEN);
+                proptest::prop_assert!(offset + bytes.len() as u64 <= size);
+            }
+        }
     }
 }

@@ -25,9 +25,11 @@ use reqwest::StatusCode;
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
+use super::cause::Cause;
 use super::gate::Motion;
 use super::gate::{Gate, InFlight, Report};
 use super::retry_after::retry_after;
+use super::standing::{ProviderReport, Standings};
 use super::{FetchConfig, FetchError, WorkClass};
 use crate::coord::ChunkCoord;
 use crate::metrics::Metrics;
@@ -39,6 +41,8 @@ use crate::sched::{acquire_ranked, Urgency};
 pub struct ImageryClient {
     client: reqwest::Client,
     gate: Arc<Gate>,
+    /// How each provider is doing, and why it fails.
+    standings: Arc<Standings>,
     config: FetchConfig,
     metrics: Arc<Metrics>,
 }
@@ -58,6 +62,7 @@ impl ImageryClient {
         Ok(ImageryClient {
             client,
             gate: Arc::new(Gate::new(&config)),
+            standings: Arc::default(),
             config,
             metrics,
         })
@@ -85,6 +90,12 @@ impl ImageryClient {
     /// Whether the provider is answering what it has in flight.
     pub fn motion(&self, provider: &dyn TileProvider) -> Motion {
         self.gate.motion(provider)
+    }
+
+    /// Every provider asked for something so far: its state (healthy,
+    /// throttled, failing since when) and the cause of its last failures.
+    pub fn provider_reports(&self) -> Vec<ProviderReport> {
+        self.standings.reports(|p| self.gate.is_failing(p))
     }
 
     /// One chunk, for work of `class` asked for now. Cancel-safe: dropping
@@ -136,7 +147,9 @@ impl ImageryClient {
                 };
                 self.metrics.chunk_requests.incr();
                 let (result, report) = self.attempt(provider.as_ref(), chunk).await;
+                let was_failing = result.is_err() && self.gate.is_failing(provider.as_ref());
                 permit.report(report);
+                self.record(provider, &result, was_failing);
                 result
             };
             let error = match result {
@@ -180,6 +193,36 @@ impl ImageryClient {
                 return Err(patience);
             }
             patience = now;
+        }
+    }
+
+    /// Notes an attempt's outcome in the provider's standing; says in the
+    /// log, with the cause, when its failures make it fail fast.
+    fn record(
+        &self,
+        provider: &Arc<dyn TileProvider>,
+        result: &Result<Bytes, FetchError>,
+        was_failing: bool,
+    ) {
+        let error = match result {
+            Ok(_) => return self.standings.answered(provider),
+            Err(e) => e,
+        };
+        let Some(cause) = Cause::of(error) else {
+            return;
+        };
+        self.standings.failed(provider, cause);
+        if !was_failing && self.gate.is_failing(provider.as_ref()) {
+            let cause = self.standings.last_cause(provider);
+            tracing::warn!(
+                provider = provider.display_name(),
+                cause = cause.as_ref().map(Cause::slug),
+                "provider keeps failing ({}): requests fail fast until a probe succeeds; {}",
+                cause
+                    .as_ref()
+                    .map_or("unknown cause".to_string(), Cause::to_string),
+                cause.as_ref().map_or("", Cause::hint),
+            );
         }
     }
 

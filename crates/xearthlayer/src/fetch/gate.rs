@@ -491,7 +491,8 @@ impl Permit<'_> {
                 let was_open = p.health.is_open();
                 p.health.failed(now, &gate.thresholds);
                 if p.health.is_open() && !was_open {
-                    tracing::warn!(provider = %self.key, "provider keeps failing: requests fail fast until a probe succeeds");
+                    // The client says it in the log, with the cause.
+                    tracing::debug!(provider = %self.key, "provider keeps failing: requests fail fast until a probe succeeds");
                 }
             } else if report.answered {
                 if p.health.is_open() {

@@ -9,20 +9,28 @@
 //!   grown again as it answers) and its health.
 //! - [`health`]: the circuit breaker of one provider: after repeated
 //!   failures requests fail fast, and it is probed again later.
+//! - [`cause`]: why a provider's requests fail ([`Cause`]: connection
+//!   refused, DNS, TLS, an HTTP status, a stall), with a hint for the user.
+//! - [`standing`]: how each provider is doing (healthy, throttled, failing
+//!   since when) and the cause of its last failures, as the client saw it.
 //! - [`retry_after`]: reading the `Retry-After` header.
 //! - [`error`]: [`FetchError`], which says whether a chunk has no data (use
 //!   a lower zoom) or its provider is unavailable (failed fast).
 
+pub mod cause;
 pub mod client;
 pub mod error;
 pub mod gate;
 pub mod health;
 pub mod retry_after;
+pub mod standing;
 
 use std::time::Duration;
 
+pub use cause::Cause;
 pub use client::ImageryClient;
 pub use error::FetchError;
+pub use standing::{ProviderReport, ProviderState};
 
 /// Whether a reader waits for the work now (one notion for downloads,
 /// builds and CPU).

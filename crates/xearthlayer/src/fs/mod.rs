@@ -14,20 +14,24 @@
 //!
 //! Inside: `index` (the `.ter` scan), `inode` (inode numbers and lookup
 //! counts), `handle` (open handles), `dir` (listings), `attr` (the plain
-//! types returned).
+//! types returned), `errors` (each errno's log level and count),
+//! `package_dir` (paths resolved from a handle on the package, never
+//! through a symlink).
 
 mod attr;
 mod dir;
+mod errors;
 mod handle;
 mod inode;
 mod observer;
+mod package_dir;
 #[cfg(test)]
 mod tests;
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -40,8 +44,10 @@ use crate::metrics::Counter;
 pub use crate::package::{PackageIndex as TextureIndex, TEXTURES_DIR};
 pub use attr::{Attr, DirEntry, DirEntryPlus, FileKind, Opened, StatFs};
 pub use dir::{Readdir, ReaddirPlus};
+pub use errors::{ErrorCounts, FsErrors};
 pub use inode::{ROOT_INO, TEXTURES_INO};
 pub use observer::FsObserver;
+use package_dir::PackageDir;
 
 use dir::{DirSnapshot, RealEntry, VirtualEntries};
 use handle::{HandleTable, OpenNode};
@@ -129,6 +135,8 @@ const SYNTHETIC_DIR_PERM: u16 = 0o555;
 /// The read-only overlay of one scenery package.
 pub struct OverlayFs<S: TextureSource> {
     source: PathBuf,
+    /// Every path of the package is resolved from this handle.
+    package: Arc<PackageDir>,
     textures: S,
     index: TextureIndex,
     inodes: InodeTable,
@@ -140,6 +148,7 @@ pub struct OverlayFs<S: TextureSource> {
     texture_reads: Counter,
     texture_bytes: Counter,
     file_bytes: Counter,
+    errors: FsErrors,
     /// Told of DSF opens and texture reads (the prefetcher), once set.
     observer: std::sync::OnceLock<Arc<dyn FsObserver>>,
 }
@@ -151,6 +160,8 @@ pub struct FsStats {
     pub texture_bytes: u64,
     pub file_bytes: u64,
     pub open_handles: usize,
+    /// Operations that failed, by errno.
+    pub errors: ErrorCounts,
 }
 
 impl<S: TextureSource> OverlayFs<S> {
@@ -177,6 +188,7 @@ impl<S: TextureSource> OverlayFs<S> {
         if !md.is_dir() {
             return Err(not_dir());
         }
+        let package = Arc::new(PackageDir::open(&source_dir)?);
         let index = TextureIndex::build(&source_dir)?;
         tracing::info!(
             package = %source_dir.display(),
@@ -202,8 +214,10 @@ impl<S: TextureSource> OverlayFs<S> {
             texture_reads: Counter::default(),
             texture_bytes: Counter::default(),
             file_bytes: Counter::default(),
+            errors: FsErrors::default(),
             observer: std::sync::OnceLock::new(),
             source: source_dir,
+            package,
             textures,
             index,
             inodes: InodeTable::new(),
@@ -219,7 +233,14 @@ impl<S: TextureSource> OverlayFs<S> {
             texture_bytes: self.texture_bytes.get(),
             file_bytes: self.file_bytes.get(),
             open_handles: self.open_handles(),
+            errors: self.errors.snapshot(),
         }
+    }
+
+    /// Where failed operations are logged and counted (the FUSE adapter
+    /// sends every error there).
+    pub fn errors(&self) -> &FsErrors {
+        &self.errors
     }
 
     pub fn source_dir(&self) -> &Path {
@@ -295,12 +316,14 @@ impl<S: TextureSource> OverlayFs<S> {
             ..self.getattr(ino).await?
         };
         let is_textures = node.kind == NodeKind::TexturesDir;
-        let abs = self.source.join(&node.rel);
-        let mut real = blocking(move || match read_entries(&abs) {
-            // A package without textures/ still has ours.
-            Err(err) if is_textures && err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-            other => other,
-        })
+        let (package, rel) = (Arc::clone(&self.package), node.rel.clone());
+        let mut real = blocking(
+            move || match package.read_dir(&rel).and_then(read_entries) {
+                // A package without textures/ still has ours.
+                Err(err) if is_textures && err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+                other => other,
+            },
+        )
         .await?;
         if ino == ROOT_INO {
             real.retain(|entry| entry.name != TEXTURES_DIR);
@@ -387,14 +410,8 @@ impl<S: TextureSource> OverlayFs<S> {
                         observer.dsf_opened(&node.rel);
                     }
                 }
-                let abs = self.source.join(&node.rel);
-                let file = blocking(move || {
-                    std::fs::OpenOptions::new()
-                        .read(true)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(abs)
-                })
-                .await?;
+                let (package, rel) = (Arc::clone(&self.package), node.rel.clone());
+                let file = blocking(move || package.open_file(&rel)).await?;
                 let fh = self.handles.insert(OpenNode::Real { ino, file });
                 Ok(Opened {
                     fh,
@@ -452,26 +469,15 @@ impl<S: TextureSource> OverlayFs<S> {
         if node.kind != NodeKind::Real {
             return Err(FsError::errno_io(libc::EINVAL));
         }
-        let abs = self.source.join(&node.rel);
-        let target = blocking(move || std::fs::read_link(abs)).await?;
+        let (package, rel) = (Arc::clone(&self.package), node.rel.clone());
+        let target = blocking(move || package.read_link(&rel)).await?;
         Ok(target.into_os_string())
     }
 
     /// Statistics of the package's filesystem, with nothing free (read-only).
     pub async fn statfs(&self) -> Result<StatFs> {
-        let path = CString::new(self.source.as_os_str().as_bytes())
-            .map_err(|_| FsError::errno_io(libc::EINVAL))?;
-        let st = blocking(move || {
-            let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-            // SAFETY: `path` is a valid C string and `st` is large enough for
-            // the result; statvfs initialises it when it returns 0.
-            if unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: statvfs returned 0.
-            Ok(unsafe { st.assume_init() })
-        })
-        .await?;
+        let package = Arc::clone(&self.package);
+        let st = blocking(move || package.statvfs()).await?;
         Ok(StatFs {
             blocks: st.f_blocks,
             bfree: 0,
@@ -525,8 +531,8 @@ impl<S: TextureSource> OverlayFs<S> {
     }
 
     async fn lstat(&self, rel: &Path) -> Result<Attr> {
-        let abs = self.source.join(rel);
-        let md = blocking(move || std::fs::symlink_metadata(abs)).await?;
+        let (package, rel) = (Arc::clone(&self.package), rel.to_path_buf());
+        let md = blocking(move || package.symlink_metadata(&rel)).await?;
         Ok(Attr::from_metadata(0, &md))
     }
 
@@ -602,6 +608,13 @@ where
 
 /// Reads up to `size` bytes at `offset`, short only at end of file.
 fn read_at(file: &std::fs::File, offset: u64, size: u32) -> io::Result<Bytes> {
+    // Past any file's end (and past what pread takes: a signed offset).
+    if offset
+        .checked_add(u64::from(size))
+        .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Ok(Bytes::new());
+    }
     let mut buf = BytesMut::zeroed(size as usize);
     let mut filled = 0;
     while filled < buf.len() {
@@ -645,10 +658,10 @@ fn exact_len(bytes: Bytes, want: usize, offset: u64) -> Bytes {
     }
 }
 
-/// Real entries of directory `abs` with their `lstat`.
-fn read_entries(abs: &Path) -> io::Result<Vec<RealEntry>> {
+/// Real entries of a directory listing with their `lstat`.
+fn read_entries(listing: std::fs::ReadDir) -> io::Result<Vec<RealEntry>> {
     let mut entries = Vec::new();
-    for entry in std::fs::read_dir(abs)? {
+    for entry in listing {
         let entry = entry?;
         // Vanished since the listing started: skip it.
         let Ok(md) = entry.metadata() else { continue };

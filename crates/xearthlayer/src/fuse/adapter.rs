@@ -1,6 +1,7 @@
 //! `fuse3::raw::Filesystem` over [`OverlayFs`]: each operation calls the
-//! core and maps its result; every error goes through [`fail`], which logs
-//! it and turns it into the errno. Mutating operations answer `EROFS`.
+//! core and maps its result; every error goes through `FuseAdapter::fail`,
+//! which has the core log and count it (see [`FsErrors`](crate::fs::FsErrors))
+//! and answers its errno. Mutating operations answer `EROFS`.
 
 use std::ffi::OsStr;
 use std::num::NonZeroU32;
@@ -43,6 +44,15 @@ impl<S: TextureSource> FuseAdapter<S> {
         }
     }
 
+    /// The one error path: logged and counted by errno, then answered.
+    fn fail(&self, op: &'static str, err: FsError) -> Errno {
+        Errno::from(self.fs.errors().record(op, &err))
+    }
+
+    fn read_only<T>(&self, op: &'static str) -> Result<T> {
+        Err(self.fail(op, FsError::ReadOnly))
+    }
+
     fn entry(&self, attr: &Attr) -> ReplyEntry {
         ReplyEntry {
             ttl: self.ttl,
@@ -50,16 +60,6 @@ impl<S: TextureSource> FuseAdapter<S> {
             generation: 0,
         }
     }
-}
-
-/// The one error path: log at debug, answer the errno.
-fn fail(op: &'static str, err: FsError) -> Errno {
-    tracing::debug!(op, errno = err.errno(), %err, "fuse operation failed");
-    Errno::from(err.errno())
-}
-
-fn read_only<T>(op: &'static str) -> Result<T> {
-    Err(fail(op, FsError::ReadOnly))
 }
 
 fn file_type(kind: FileKind) -> FileType {
@@ -115,7 +115,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
             .fs
             .lookup(parent, name)
             .await
-            .map_err(|e| fail("lookup", e))?;
+            .map_err(|e| self.fail("lookup", e))?;
         Ok(self.entry(&attr))
     }
 
@@ -140,7 +140,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
             .fs
             .getattr(inode)
             .await
-            .map_err(|e| fail("getattr", e))?;
+            .map_err(|e| self.fail("getattr", e))?;
         Ok(ReplyAttr {
             ttl: self.ttl,
             attr: file_attr(&attr),
@@ -154,7 +154,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _fh: Option<u64>,
         _set_attr: SetAttr,
     ) -> Result<ReplyAttr> {
-        read_only("setattr")
+        self.read_only("setattr")
     }
 
     async fn readlink(&self, _req: Request, inode: Inode) -> Result<ReplyData> {
@@ -162,7 +162,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
             .fs
             .readlink(inode)
             .await
-            .map_err(|e| fail("readlink", e))?;
+            .map_err(|e| self.fail("readlink", e))?;
         Ok(ReplyData {
             data: Bytes::from(target.into_vec()),
         })
@@ -175,7 +175,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _name: &OsStr,
         _link: &OsStr,
     ) -> Result<ReplyEntry> {
-        read_only("symlink")
+        self.read_only("symlink")
     }
 
     async fn mknod(
@@ -186,7 +186,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _mode: u32,
         _rdev: u32,
     ) -> Result<ReplyEntry> {
-        read_only("mknod")
+        self.read_only("mknod")
     }
 
     async fn mkdir(
@@ -197,15 +197,15 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _mode: u32,
         _umask: u32,
     ) -> Result<ReplyEntry> {
-        read_only("mkdir")
+        self.read_only("mkdir")
     }
 
     async fn unlink(&self, _req: Request, _parent: Inode, _name: &OsStr) -> Result<()> {
-        read_only("unlink")
+        self.read_only("unlink")
     }
 
     async fn rmdir(&self, _req: Request, _parent: Inode, _name: &OsStr) -> Result<()> {
-        read_only("rmdir")
+        self.read_only("rmdir")
     }
 
     async fn rename(
@@ -216,7 +216,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _new_parent: Inode,
         _new_name: &OsStr,
     ) -> Result<()> {
-        read_only("rename")
+        self.read_only("rename")
     }
 
     async fn rename2(
@@ -228,7 +228,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _new_name: &OsStr,
         _flags: u32,
     ) -> Result<()> {
-        read_only("rename2")
+        self.read_only("rename2")
     }
 
     async fn link(
@@ -238,7 +238,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _new_parent: Inode,
         _new_name: &OsStr,
     ) -> Result<ReplyEntry> {
-        read_only("link")
+        self.read_only("link")
     }
 
     async fn open(&self, _req: Request, inode: Inode, flags: u32) -> Result<ReplyOpen> {
@@ -246,7 +246,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
             .fs
             .open(inode, flags)
             .await
-            .map_err(|e| fail("open", e))?;
+            .map_err(|e| self.fail("open", e))?;
         let flags = if opened.direct_io { FOPEN_DIRECT_IO } else { 0 };
         Ok(ReplyOpen {
             fh: opened.fh,
@@ -266,7 +266,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
             .fs
             .read(inode, fh, offset, size)
             .await
-            .map_err(|e| fail("read", e))?;
+            .map_err(|e| self.fail("read", e))?;
         Ok(ReplyData { data })
     }
 
@@ -281,11 +281,11 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _write_flags: u32,
         _flags: u32,
     ) -> Result<ReplyWrite> {
-        read_only("write")
+        self.read_only("write")
     }
 
     async fn statfs(&self, _req: Request, _inode: Inode) -> Result<ReplyStatFs> {
-        let st = self.fs.statfs().await.map_err(|e| fail("statfs", e))?;
+        let st = self.fs.statfs().await.map_err(|e| self.fail("statfs", e))?;
         Ok(ReplyStatFs {
             blocks: st.blocks,
             bfree: st.bfree,
@@ -307,7 +307,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _lock_owner: u64,
         _flush: bool,
     ) -> Result<()> {
-        self.fs.release(fh).map_err(|e| fail("release", e))
+        self.fs.release(fh).map_err(|e| self.fail("release", e))
     }
 
     async fn fsync(&self, _req: Request, _inode: Inode, _fh: u64, _datasync: bool) -> Result<()> {
@@ -323,7 +323,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _flags: u32,
         _position: u32,
     ) -> Result<()> {
-        read_only("setxattr")
+        self.read_only("setxattr")
     }
 
     async fn getxattr(
@@ -346,7 +346,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
     }
 
     async fn removexattr(&self, _req: Request, _inode: Inode, _name: &OsStr) -> Result<()> {
-        read_only("removexattr")
+        self.read_only("removexattr")
     }
 
     async fn flush(&self, _req: Request, _inode: Inode, _fh: u64, _lock_owner: u64) -> Result<()> {
@@ -358,7 +358,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
             .fs
             .opendir(inode)
             .await
-            .map_err(|e| fail("opendir", e))?;
+            .map_err(|e| self.fail("opendir", e))?;
         Ok(ReplyOpen { fh, flags: 0 })
     }
 
@@ -372,7 +372,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         let entries = self
             .fs
             .readdir(parent, fh, offset.max(0) as u64)
-            .map_err(|e| fail("readdir", e))?;
+            .map_err(|e| self.fail("readdir", e))?;
         Ok(ReplyDirectory {
             entries: stream::iter(entries.map(|e| {
                 Ok(DirectoryEntry {
@@ -397,7 +397,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         let entries = self
             .fs
             .readdirplus(parent, fh, offset)
-            .map_err(|e| fail("readdirplus", e))?;
+            .map_err(|e| self.fail("readdirplus", e))?;
         let ttl = self.ttl;
         // Lazy: the core counts an entry's lookup once fuse3 pulls the next.
         Ok(ReplyDirectoryPlus {
@@ -417,7 +417,9 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
     }
 
     async fn releasedir(&self, _req: Request, _inode: Inode, fh: u64, _flags: u32) -> Result<()> {
-        self.fs.releasedir(fh).map_err(|e| fail("releasedir", e))
+        self.fs
+            .releasedir(fh)
+            .map_err(|e| self.fail("releasedir", e))
     }
 
     async fn fsyncdir(
@@ -431,7 +433,9 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
     }
 
     async fn access(&self, _req: Request, inode: Inode, mask: u32) -> Result<()> {
-        self.fs.access(inode, mask).map_err(|e| fail("access", e))
+        self.fs
+            .access(inode, mask)
+            .map_err(|e| self.fail("access", e))
     }
 
     async fn create(
@@ -442,7 +446,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _mode: u32,
         _flags: u32,
     ) -> Result<ReplyCreated> {
-        read_only("create")
+        self.read_only("create")
     }
 
     async fn fallocate(
@@ -454,7 +458,7 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _length: u64,
         _mode: u32,
     ) -> Result<()> {
-        read_only("fallocate")
+        self.read_only("fallocate")
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -470,6 +474,6 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _length: u64,
         _flags: u64,
     ) -> Result<ReplyCopyFileRange> {
-        read_only("copy_file_range")
+        self.read_only("copy_file_range")
     }
 }

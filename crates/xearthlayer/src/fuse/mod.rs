@@ -16,6 +16,6 @@ pub mod user_mount;
 
 pub use adapter::FuseAdapter;
 pub use session::{
-    mount, mount_shared, xearthlayer_mounts, MountConfig, MountError, MountHealth, MountSession,
-    FS_NAME,
+    detach_now, mount, mount_shared, xearthlayer_mounts, MountConfig, MountError, MountHealth,
+    MountSession, FS_NAME,
 };

@@ -297,6 +297,27 @@ impl Drop for MountSession {
     }
 }
 
+/// Detaches the xearthlayer mount at `mountpoint` at once, lazily (files
+/// open through it fail once this process exits), the way the mount was
+/// made: for a forced exit that cannot wait for [`MountSession::unmount`].
+/// Nothing to do if it is not an xearthlayer mount (any more).
+pub fn detach_now(mountpoint: &Path) -> io::Result<()> {
+    // The mountinfo path is canonical; the mountpoint itself is not looked
+    // at (a hung mount would hang the lookup).
+    let path = match (mountpoint.parent(), mountpoint.file_name()) {
+        (Some(parent), Some(name)) => parent.canonicalize()?.join(name),
+        _ => mountpoint.to_path_buf(),
+    };
+    if !is_ours(&path) {
+        return Ok(());
+    }
+    if user_mount::mounts_as_user() {
+        user_mount::detach(&path)
+    } else {
+        umount(&path, libc::MNT_DETACH)
+    }
+}
+
 /// What a user mount needs before `fusermount3` is asked: `/dev/fuse` open
 /// to the user, the helper installed and setuid root, and `user_allow_other` if `allow_other` is
 /// asked for (`fusermount3` would refuse it with a terse message).

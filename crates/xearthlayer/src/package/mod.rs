@@ -425,4 +425,31 @@ mod tests {
         // About a second is the target in release; debug builds get slack.
         assert!(index.elapsed() < Duration::from_secs(10));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Fuzz: any `.ter` bytes, random or near-valid, are scanned without
+        /// a panic, and every texture found is one of `textures/`.
+        #[test]
+        fn fuzz_ter_files(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "BASE_TEX(_NOWRAP)? \\PC{0,60}",
+                    "BASE_TEX_NOWRAP (\\.\\./)*(textures/)?[0-9]{0,6}_[0-9]{0,6}_[A-Z]{0,3}[0-9]{0,3}\\.dds",
+                    "LOAD_CENTER [-+0-9.eE]{0,12} [-+0-9.eEnaif]{0,12} \\PC{0,10}",
+                ],
+                0..8,
+            ),
+        ) {
+            let mut text = lines.join("\n").into_bytes();
+            text.extend_from_slice(&noise);
+            let mut scan = Scan::default();
+            scan.scan_ter(Path::new("terrain/x.ter"), &text);
+            for found in &scan.found {
+                proptest::prop_assert!(found.center.0.is_finite() && found.center.1.is_finite());
+            }
+        }
+    }
 }

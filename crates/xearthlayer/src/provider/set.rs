@@ -210,6 +210,25 @@ impl Providers {
             .collect()
     }
 
+    /// The providers the configuration names: the forced one, or the
+    /// fallback and those its `[codes]` map to; once each by cache key.
+    pub fn configured(&self) -> Vec<Arc<dyn TileProvider>> {
+        let mut seen = HashSet::new();
+        let mut configured: Vec<&Arc<dyn TileProvider>> = self.configured.values().collect();
+        configured.sort_by(|a, b| a.cache_key().cmp(b.cache_key()));
+        std::iter::once(self.primary())
+            .chain(
+                self.forced
+                    .is_none()
+                    .then_some(configured)
+                    .into_iter()
+                    .flatten(),
+            )
+            .filter(|p| seen.insert(p.cache_key().to_string()))
+            .cloned()
+            .collect()
+    }
+
     /// The forced provider, or the fallback: the one to name when a
     /// single provider is asked for (status line, `doctor`).
     pub fn primary(&self) -> &Arc<dyn TileProvider> {

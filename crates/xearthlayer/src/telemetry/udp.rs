@@ -247,4 +247,25 @@ mod tests {
         assert_eq!(decode_values(b"DATA,"), None);
         assert_eq!(RrefRequest::decode(&packet[..100]), None);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
+        /// Fuzz: any datagram, of either kind, decodes or is refused.
+        #[test]
+        fn fuzz_rref_packets(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            prefix in proptest::prop_oneof![
+                proptest::strategy::Just(b"RREF\0".to_vec()),
+                proptest::strategy::Just(b"RREF,".to_vec()),
+                proptest::strategy::Just(Vec::new()),
+            ],
+        ) {
+            let packet = [prefix, body].concat();
+            let _ = RrefRequest::decode(&packet);
+            if let Some(values) = decode_values(&packet) {
+                proptest::prop_assert_eq!(values.len(), (packet.len() - 5) / 8);
+            }
+        }
+    }
 }

@@ -162,24 +162,7 @@ async fn session(
         let Message::Text(text) = message else {
             continue;
         };
-        let Ok(update) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        match update["type"].as_str() {
-            Some("result") if update["success"] == false => {
-                return Err(WebApiError::Protocol(text.to_string()));
-            }
-            Some("dataref_update_values") => {}
-            _ => continue,
-        }
-        let Some(data) = update["data"].as_object() else {
-            continue;
-        };
-        for (id, value) in data {
-            if let (Some(&slot), Some(value)) = (slot_of.get(id), value.as_f64()) {
-                values[slot] = Some(value);
-            }
-        }
+        read_update(&text, &slot_of, &mut values).map_err(WebApiError::Protocol)?;
         if let Some(sample) = sample_of(&values) {
             if !connected {
                 tracing::info!(%xplane, version, "web api telemetry connected");
@@ -188,6 +171,37 @@ async fn session(
             telemetry.report(SourceKind::WebApi, sample);
         }
     }
+}
+
+/// Notes in `values` what one message from X-Plane's WebSocket says (its
+/// text comes from outside: anything that is not an update is skipped);
+/// an error (the message) only when X-Plane refused the subscription.
+fn read_update(
+    text: &str,
+    slot_of: &HashMap<String, usize>,
+    values: &mut [Option<f64>; DATAREFS.len()],
+) -> Result<(), String> {
+    let Ok(update) = serde_json::from_str::<Value>(text) else {
+        return Ok(());
+    };
+    match update["type"].as_str() {
+        Some("result") if update["success"] == false => {
+            return Err(text.to_string());
+        }
+        Some("dataref_update_values") => {}
+        _ => return Ok(()),
+    }
+    let Some(data) = update["data"].as_object() else {
+        return Ok(());
+    };
+    for (id, value) in data {
+        if let (Some(&slot), Some(value)) = (slot_of.get(id), value.as_f64()) {
+            if let Some(held) = values.get_mut(slot) {
+                *held = Some(value);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn sample_of(values: &[Option<f64>; DATAREFS.len()]) -> Option<Sample> {
@@ -203,4 +217,46 @@ fn sample_of(values: &[Option<f64>; DATAREFS.len()]) -> Option<Sample> {
         heading_deg,
         groundspeed_mps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn slots() -> HashMap<String, usize> {
+        (0..DATAREFS.len())
+            .map(|i| ((100 + i).to_string(), i))
+            .collect()
+    }
+
+    #[test]
+    fn an_update_fills_its_slots_and_a_refusal_stops() {
+        let mut values = [None; DATAREFS.len()];
+        let update = r#"{"type":"dataref_update_values","data":{"100":47.5,"101":-5.6,"999":1}}"#;
+        read_update(update, &slots(), &mut values).unwrap();
+        assert_eq!(values[..2], [Some(47.5), Some(-5.6)]);
+        let refused = r#"{"type":"result","req_id":1,"success":false}"#;
+        assert!(read_update(refused, &slots(), &mut values).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Fuzz: whatever X-Plane's socket sends, nothing panics.
+        #[test]
+        fn fuzz_updates_from_outside(
+            text in prop_oneof![
+                "\\PC{0,200}",
+                // Near-valid updates: the right shape, odd values.
+                ("[0-9]{1,4}", "\\PC{0,12}").prop_map(|(id, v)| format!(
+                    r#"{{"type":"dataref_update_values","data":{{"{id}":{v}}}}}"#
+                )),
+            ]
+        ) {
+            let mut values = [None; DATAREFS.len()];
+            let _ = read_update(&text, &slots(), &mut values);
+        }
+    }
 }

@@ -186,22 +186,33 @@ impl Inner {
         }
     }
 
-    /// Fills a new entry from the disk cache, once.
+    /// Fills a new entry from the disk cache, once. The load (up to a
+    /// whole texture file) runs in a task of its own that stores what it
+    /// read in the entry even when its reader stopped waiting (its bound
+    /// ran out): the next read finds the bytes, or waits for that same
+    /// load, instead of reading the file again.
     pub(super) async fn load_from_disk(self: &Arc<Self>, entry: &Arc<TextureEntry>) {
-        let Some(disk) = &entry.disk else { return };
-        entry
-            .disk_loaded
-            .get_or_init(|| async {
-                if let Some(segments) = disk.load(entry.key().texture).await {
-                    self.metrics.disk_hits.incr();
-                    for (offset, bytes) in segments {
-                        entry.state.insert(offset, bytes);
+        if entry.disk.is_none() || entry.disk_loaded.initialized() {
+            return;
+        }
+        let (inner, entry) = (Arc::clone(self), Arc::clone(entry));
+        let load = tokio::spawn(async move {
+            let Some(disk) = &entry.disk else { return };
+            entry
+                .disk_loaded
+                .get_or_init(|| async {
+                    if let Some(segments) = disk.load(entry.key().texture).await {
+                        inner.metrics.disk_hits.incr();
+                        for (offset, bytes) in segments {
+                            entry.state.insert(offset, bytes);
+                        }
+                        inner.registry.reweigh(&entry);
+                    } else {
+                        inner.metrics.cache_misses.incr();
                     }
-                    self.registry.reweigh(entry);
-                } else {
-                    self.metrics.cache_misses.incr();
-                }
-            })
-            .await;
+                })
+                .await;
+        });
+        let _ = load.await;
     }
 }
