@@ -1,7 +1,7 @@
 //! The filesystem core: what the mount shows, testable without a kernel.
 //!
-//! [`OverlayFs`] overlays a scenery package read-only. Real files and
-//! directories pass through (attributes from `lstat`, positional reads of
+//! [`OverlayFs`] overlays a scenery package, or several as one union (see
+//! [`Layers`]), read-only. Real files and directories pass through (attributes from `lstat`, positional reads of
 //! the open file); `textures/` always exists and also lists every texture
 //! the package's `.ter` files name (see [`crate::package`]); any
 //! texture name looked up there that no real file claims is a virtual,
@@ -12,14 +12,16 @@
 //! [`FsError`]s, each with its errno. The `fuse` module is a thin adapter
 //! from the kernel protocol onto these methods.
 //!
-//! Inside: `index` (the `.ter` scan), `inode` (inode numbers and lookup
-//! counts), `handle` (open handles), `dir` (listings), `attr` (the plain
-//! types returned).
+//! Inside: `layers` (which package folder each path comes from), `inode`
+//! (inode numbers and lookup counts), `handle` (open handles), `dir`
+//! (listings), `attr` (the plain types returned); the `.ter` scan is
+//! [`crate::package`].
 
 mod attr;
 mod dir;
 mod handle;
 mod inode;
+mod layers;
 mod observer;
 #[cfg(test)]
 mod tests;
@@ -41,6 +43,7 @@ pub use crate::package::{PackageIndex as TextureIndex, TEXTURES_DIR};
 pub use attr::{Attr, DirEntry, DirEntryPlus, FileKind, Opened, StatFs};
 pub use dir::{Readdir, ReaddirPlus};
 pub use inode::{ROOT_INO, TEXTURES_INO};
+pub use layers::{shadowed_tiles, Layers, ShadowedTile};
 pub use observer::FsObserver;
 
 use dir::{DirSnapshot, RealEntry, VirtualEntries};
@@ -126,11 +129,14 @@ const TEXTURE_PERM: u16 = 0o444;
 /// Permission bits of a synthesised `textures/`.
 const SYNTHETIC_DIR_PERM: u16 = 0o555;
 
-/// The read-only overlay of one scenery package.
+/// The read-only overlay of one scenery package, or of several as one.
 pub struct OverlayFs<S: TextureSource> {
-    source: PathBuf,
+    layers: Layers,
     textures: S,
-    index: TextureIndex,
+    /// Built at once for one package; for a union, in the background
+    /// ([`OverlayFs::indexed`]): lookups never need it, listings of
+    /// `textures/` wait for it.
+    index: tokio::sync::OnceCell<TextureIndex>,
     inodes: InodeTable,
     handles: HandleTable<OpenNode<S::Handle>>,
     /// Times of synthesised nodes.
@@ -157,26 +163,7 @@ impl<S: TextureSource> OverlayFs<S> {
     /// Indexes the package at `source_dir` (see [`TextureIndex`]). Blocking:
     /// from async code call it in `spawn_blocking`.
     pub fn new(source_dir: PathBuf, textures: S) -> Result<Self> {
-        use std::os::unix::fs::MetadataExt;
-        let not_dir = || {
-            FsError::Io(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                format!(
-                    "scenery package {} is not a directory",
-                    source_dir.display()
-                ),
-            ))
-        };
-        let md = std::fs::metadata(&source_dir).map_err(|err| match err.kind() {
-            io::ErrorKind::NotFound => FsError::Io(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("scenery package {} does not exist", source_dir.display()),
-            )),
-            _ => FsError::Io(err),
-        })?;
-        if !md.is_dir() {
-            return Err(not_dir());
-        }
+        let owner = package_owner(&source_dir)?;
         let index = TextureIndex::build(&source_dir)?;
         tracing::info!(
             package = %source_dir.display(),
@@ -197,21 +184,117 @@ impl<S: TextureSource> OverlayFs<S> {
                 );
             }
         }
-        Ok(OverlayFs {
-            owner: (md.uid(), md.gid()),
+        Ok(OverlayFs::with(
+            Layers::single(source_dir),
+            textures,
+            tokio::sync::OnceCell::new_with(Some(index)),
+            owner,
+        ))
+    }
+
+    /// The packages at `source_dirs` (highest precedence first) as one
+    /// filesystem, at once: nothing is read but each folder's attributes.
+    /// Their textures are indexed on first need or by [`OverlayFs::indexed`].
+    pub fn union(source_dirs: Vec<PathBuf>, textures: S) -> Result<Self> {
+        let first = source_dirs.first().ok_or(FsError::NotFound)?;
+        let owner = package_owner(first)?;
+        for dir in &source_dirs[1..] {
+            package_owner(dir)?;
+        }
+        Ok(OverlayFs::with(
+            Layers::union(source_dirs),
+            textures,
+            tokio::sync::OnceCell::new(),
+            owner,
+        ))
+    }
+
+    fn with(
+        layers: Layers,
+        textures: S,
+        index: tokio::sync::OnceCell<TextureIndex>,
+        owner: (u32, u32),
+    ) -> Self {
+        OverlayFs {
+            owner,
             texture_reads: Counter::default(),
             texture_bytes: Counter::default(),
             file_bytes: Counter::default(),
             observer: std::sync::OnceLock::new(),
-            source: source_dir,
+            layers,
             textures,
             index,
             inodes: InodeTable::new(),
             handles: HandleTable::new(),
             created: SystemTime::now(),
-        })
+        }
     }
 
+    /// The textures of every package, indexing them first if that is not
+    /// done yet (in the blocking pool; one build however many wait).
+    pub async fn indexed(&self) -> &TextureIndex {
+        self.index
+            .get_or_init(|| {
+                let roots = self.layers.roots().to_vec();
+                async move {
+                    let built = tokio::task::spawn_blocking(move || index_all(&roots)).await;
+                    built.unwrap_or_else(|err| {
+                        tracing::error!(%err, "indexing the packages failed; textures/ lists only real files");
+                        TextureIndex::default()
+                    })
+                }
+            })
+            .await
+    }
+}
+
+/// The owner of package folder `dir`, which must be a directory.
+fn package_owner(dir: &Path) -> Result<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(dir).map_err(|err| match err.kind() {
+        io::ErrorKind::NotFound => FsError::Io(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("scenery package {} does not exist", dir.display()),
+        )),
+        _ => FsError::Io(err),
+    })?;
+    if !md.is_dir() {
+        return Err(FsError::Io(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("scenery package {} is not a directory", dir.display()),
+        )));
+    }
+    Ok((md.uid(), md.gid()))
+}
+
+/// The union of the textures of `roots`; a package that cannot be read
+/// adds none (and says so).
+fn index_all(roots: &[PathBuf]) -> TextureIndex {
+    let started = std::time::Instant::now();
+    let indexes = roots
+        .iter()
+        .filter_map(|root| match TextureIndex::build(root) {
+            Ok(index) => Some(index),
+            Err(err) => {
+                tracing::warn!(package = %root.display(), %err, "cannot index the package's textures");
+                None
+            }
+        })
+        .collect();
+    let index = TextureIndex::union(indexes);
+    tracing::info!(
+        packages = roots.len(),
+        textures = index.len(),
+        ter_files = index.ter_files(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "indexed {} textures of {} packages",
+        index.len(),
+        roots.len(),
+    );
+    index
+}
+
+impl<S: TextureSource> OverlayFs<S> {
     /// What this mount has served so far.
     pub fn stats(&self) -> FsStats {
         FsStats {
@@ -222,12 +305,23 @@ impl<S: TextureSource> OverlayFs<S> {
         }
     }
 
+    /// The package folder (a union's first).
     pub fn source_dir(&self) -> &Path {
-        &self.source
+        self.layers.primary()
     }
 
+    /// The package folders shown, highest precedence first.
+    pub fn source_dirs(&self) -> &[PathBuf] {
+        self.layers.roots()
+    }
+
+    /// The textures indexed: every one for a single package; for a union,
+    /// none until [`OverlayFs::indexed`] has returned.
     pub fn index(&self) -> &TextureIndex {
-        &self.index
+        static NONE_YET: std::sync::OnceLock<TextureIndex> = std::sync::OnceLock::new();
+        self.index
+            .get()
+            .unwrap_or_else(|| NONE_YET.get_or_init(TextureIndex::default))
     }
 
     /// Tells `observer` of what X-Plane reads from now on; only the first
@@ -295,13 +389,12 @@ impl<S: TextureSource> OverlayFs<S> {
             ..self.getattr(ino).await?
         };
         let is_textures = node.kind == NodeKind::TexturesDir;
-        let abs = self.source.join(&node.rel);
-        let mut real = blocking(move || match read_entries(&abs) {
+        let listed = match self.layers.list(&node.rel).await {
             // A package without textures/ still has ours.
-            Err(err) if is_textures && err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-            other => other,
-        })
-        .await?;
+            Err(err) if is_textures && err.kind() == io::ErrorKind::NotFound => Vec::new(),
+            other => other?,
+        };
+        let mut real = blocking(move || Ok(with_attributes(listed))).await?;
         if ino == ROOT_INO {
             real.retain(|entry| entry.name != TEXTURES_DIR);
             real.insert(
@@ -313,15 +406,20 @@ impl<S: TextureSource> OverlayFs<S> {
                 },
             );
         }
-        let virtuals = is_textures.then(|| VirtualEntries {
-            names: self.index.names().clone(),
-            shadowed: real
-                .iter()
-                .filter(|entry| entry.name.to_str().is_some_and(|n| self.index.contains(n)))
-                .map(|entry| entry.name.clone())
-                .collect(),
-            attr: self.texture_attr(),
-        });
+        let virtuals = if is_textures {
+            let index = self.indexed().await;
+            Some(VirtualEntries {
+                names: index.names().clone(),
+                shadowed: real
+                    .iter()
+                    .filter(|entry| entry.name.to_str().is_some_and(|n| index.contains(n)))
+                    .map(|entry| entry.name.clone())
+                    .collect(),
+                attr: self.texture_attr(),
+            })
+        } else {
+            None
+        };
         let parent_ino = match node.rel.parent() {
             Some(parent) => self.inodes.ino_for(parent),
             None => ROOT_INO,
@@ -387,7 +485,7 @@ impl<S: TextureSource> OverlayFs<S> {
                         observer.dsf_opened(&node.rel);
                     }
                 }
-                let abs = self.source.join(&node.rel);
+                let abs = self.real_path(&node.rel).await?;
                 let file = blocking(move || {
                     std::fs::OpenOptions::new()
                         .read(true)
@@ -452,14 +550,14 @@ impl<S: TextureSource> OverlayFs<S> {
         if node.kind != NodeKind::Real {
             return Err(FsError::errno_io(libc::EINVAL));
         }
-        let abs = self.source.join(&node.rel);
+        let abs = self.real_path(&node.rel).await?;
         let target = blocking(move || std::fs::read_link(abs)).await?;
         Ok(target.into_os_string())
     }
 
     /// Statistics of the package's filesystem, with nothing free (read-only).
     pub async fn statfs(&self) -> Result<StatFs> {
-        let path = CString::new(self.source.as_os_str().as_bytes())
+        let path = CString::new(self.source_dir().as_os_str().as_bytes())
             .map_err(|_| FsError::errno_io(libc::EINVAL))?;
         let st = blocking(move || {
             let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
@@ -524,8 +622,13 @@ impl<S: TextureSource> OverlayFs<S> {
         }
     }
 
+    /// The real file the mount's `rel` shows.
+    async fn real_path(&self, rel: &Path) -> Result<PathBuf> {
+        self.layers.locate(rel).await?.ok_or(FsError::NotFound)
+    }
+
     async fn lstat(&self, rel: &Path) -> Result<Attr> {
-        let abs = self.source.join(rel);
+        let abs = self.real_path(rel).await?;
         let md = blocking(move || std::fs::symlink_metadata(abs)).await?;
         Ok(Attr::from_metadata(0, &md))
     }
@@ -645,25 +748,21 @@ fn exact_len(bytes: Bytes, want: usize, offset: u64) -> Bytes {
     }
 }
 
-/// Real entries of directory `abs` with their `lstat`.
-fn read_entries(abs: &Path) -> io::Result<Vec<RealEntry>> {
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(abs)? {
-        let entry = entry?;
-        // Vanished since the listing started: skip it.
-        let Ok(md) = entry.metadata() else { continue };
+/// Real entries (name, real path) with their `lstat`, in the order given.
+fn with_attributes(listed: Vec<(OsString, PathBuf)>) -> Vec<RealEntry> {
+    let mut entries = Vec::with_capacity(listed.len());
+    for (name, abs) in listed {
+        // Vanished since the listing: skip it.
+        let Ok(md) = std::fs::symlink_metadata(&abs) else {
+            continue;
+        };
         let attr = Attr::from_metadata(0, &md);
         let kind = if attr.is_dir() {
             NodeKind::Dir
         } else {
             NodeKind::Real
         };
-        entries.push(RealEntry {
-            name: entry.file_name(),
-            kind,
-            attr,
-        });
+        entries.push(RealEntry { name, kind, attr });
     }
-    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
+    entries
 }

@@ -34,6 +34,8 @@ pub struct IndexedTexture {
 
 /// Name of the directory the virtual textures live in.
 pub const TEXTURES_DIR: &str = "textures";
+/// Name of the directory the DSF tiles live in (`+40-010/+47-006.dsf`).
+pub const DSF_DIR: &str = "Earth nav data";
 
 /// What a package holds.
 #[derive(Debug, Clone, Default)]
@@ -98,6 +100,29 @@ impl PackageIndex {
             unreadable: all.unreadable,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// One index of the textures of several packages (each name once, from
+    /// the first package naming it), counts added up.
+    pub fn union(indexes: Vec<PackageIndex>) -> PackageIndex {
+        let started = Instant::now();
+        let mut all = PackageIndex::default();
+        let mut textures = Vec::with_capacity(indexes.iter().map(PackageIndex::len).sum());
+        for index in indexes {
+            textures.extend(index.textures.iter().cloned());
+            all.ter_files += index.ter_files;
+            all.skipped += index.skipped;
+            all.unreadable += index.unreadable;
+            all.elapsed += index.elapsed;
+        }
+        // Stable: of equal names, the first package's stays.
+        textures.sort_by(|a, b| a.name.cmp(&b.name));
+        textures.dedup_by(|a, b| a.name == b.name);
+        let names: Vec<Box<str>> = textures.iter().map(|t| t.name.clone()).collect();
+        all.names = names.into();
+        all.textures = textures.into();
+        all.elapsed += started.elapsed();
+        all
     }
 
     /// Texture file names, sorted.
