@@ -90,6 +90,7 @@ impl Mount {
                 ..
             } => command
                 .arg("run")
+                .args(["--mount", "per-package"])
                 .arg("--no-tui")
                 .arg("--packages")
                 .arg(packages)

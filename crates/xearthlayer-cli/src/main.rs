@@ -16,6 +16,7 @@ mod generate;
 mod heap;
 mod info;
 mod manager;
+mod mount_model;
 mod packages;
 mod prefetch_cmd;
 mod route;
