@@ -236,6 +236,7 @@ async fn mount_union(
     let indexing = Arc::clone(&fs);
     tokio::spawn(async move {
         indexing.indexed().await;
+        let _ = tokio::task::spawn_blocking(crate::heap::trim).await;
     });
     Ok((session, fs))
 }

@@ -48,7 +48,7 @@ pub use observer::FsObserver;
 
 use dir::{DirSnapshot, RealEntry, VirtualEntries};
 use handle::{HandleTable, OpenNode};
-use inode::{InodeTable, NodeKind};
+use inode::{texture_id, InodeTable, NodeKind};
 
 /// What the filesystem needs from the texture engine.
 pub trait TextureSource: Send + Sync + 'static {
@@ -270,23 +270,12 @@ fn package_owner(dir: &Path) -> Result<(u32, u32)> {
 /// The union of the textures of `roots`; a package that cannot be read
 /// adds none (and says so).
 fn index_all(roots: &[PathBuf]) -> TextureIndex {
-    let started = std::time::Instant::now();
-    let indexes = roots
-        .iter()
-        .filter_map(|root| match TextureIndex::build(root) {
-            Ok(index) => Some(index),
-            Err(err) => {
-                tracing::warn!(package = %root.display(), %err, "cannot index the package's textures");
-                None
-            }
-        })
-        .collect();
-    let index = TextureIndex::union(indexes);
+    let index = TextureIndex::build_union(roots);
     tracing::info!(
         packages = roots.len(),
         textures = index.len(),
         ter_files = index.ter_files(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms = index.elapsed().as_millis() as u64,
         "indexed {} textures of {} packages",
         index.len(),
         roots.len(),
@@ -366,7 +355,7 @@ impl<S: TextureSource> OverlayFs<S> {
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
         let node = self.inodes.get(ino).ok_or(FsError::NotFound)?;
         let attr = match node.kind {
-            NodeKind::Texture(_) => self.texture_attr(),
+            NodeKind::Texture => self.texture_attr(),
             NodeKind::TexturesDir => self.textures_dir_attr().await,
             NodeKind::Dir | NodeKind::Real => self.lstat(&node.rel).await?,
         };
@@ -409,7 +398,7 @@ impl<S: TextureSource> OverlayFs<S> {
         let virtuals = if is_textures {
             let index = self.indexed().await;
             Some(VirtualEntries {
-                names: index.names().clone(),
+                index: index.clone(),
                 shadowed: real
                     .iter()
                     .filter(|entry| entry.name.to_str().is_some_and(|n| index.contains(n)))
@@ -471,7 +460,8 @@ impl<S: TextureSource> OverlayFs<S> {
         let node = self.inodes.get(ino).ok_or(FsError::NotFound)?;
         match node.kind {
             NodeKind::Dir | NodeKind::TexturesDir => Err(FsError::IsDir),
-            NodeKind::Texture(id) => {
+            NodeKind::Texture => {
+                let id = texture_id(&node.rel).ok_or(FsError::NotFound)?;
                 let handle = self.textures.open(id);
                 let fh = self.handles.insert(OpenNode::Texture { ino, handle });
                 Ok(Opened {
@@ -523,7 +513,12 @@ impl<S: TextureSource> OverlayFs<S> {
                 let size_of_file = self.textures.texture_size();
                 let want = size_of_file.saturating_sub(offset).min(u64::from(size)) as usize;
                 if let Some(observer) = self.observer.get() {
-                    if let Some(NodeKind::Texture(id)) = self.inodes.get(ino).map(|n| n.kind) {
+                    let id = self
+                        .inodes
+                        .get(ino)
+                        .filter(|node| node.kind == NodeKind::Texture)
+                        .and_then(|node| texture_id(&node.rel));
+                    if let Some(id) = id {
                         observer.texture_read(&id, offset..offset + want as u64);
                     }
                 }
@@ -589,7 +584,7 @@ impl<S: TextureSource> OverlayFs<S> {
         if mask & libc::W_OK != 0 {
             return Err(FsError::ReadOnly);
         }
-        if matches!(node.kind, NodeKind::Texture(_)) && mask & libc::X_OK != 0 {
+        if node.kind == NodeKind::Texture && mask & libc::X_OK != 0 {
             return Err(FsError::errno_io(libc::EACCES));
         }
         Ok(())
@@ -609,13 +604,10 @@ impl<S: TextureSource> OverlayFs<S> {
             Err(FsError::NotFound | FsError::NotDir) => {
                 // A real file always wins; otherwise any texture name in textures/.
                 let in_textures = rel.parent() == Some(Path::new(TEXTURES_DIR));
-                let id = rel
-                    .file_name()
-                    .and_then(OsStr::to_str)
-                    .and_then(|name| TextureId::parse(name).ok());
-                match id {
-                    Some(id) if in_textures => Ok((NodeKind::Texture(id), self.texture_attr())),
-                    _ => Err(FsError::NotFound),
+                if in_textures && texture_id(rel).is_some() {
+                    Ok((NodeKind::Texture, self.texture_attr()))
+                } else {
+                    Err(FsError::NotFound)
                 }
             }
             Err(err) => Err(err),
