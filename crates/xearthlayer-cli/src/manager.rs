@@ -218,16 +218,24 @@ impl MountManager {
     }
 }
 
+/// Where the union keeps its texture index between runs, in
+/// `~/.xearthlayer`.
+const UNION_INDEX_FILE: &str = "package-index.txt";
+
 /// Mounts `mount`'s packages as one filesystem; their textures are indexed
-/// in the background while the mount serves.
+/// in the background while the mount serves, from the index kept by the
+/// last run for packages unchanged since.
 async fn mount_union(
     mount: &Mount,
     service: TextureService,
     allow_other: bool,
 ) -> CliResult<(MountSession, Arc<OverlayFs<TextureService>>)> {
     let sources: Vec<PathBuf> = mount.packages.iter().map(|p| p.source.clone()).collect();
-    let fs =
-        Arc::new(tokio::task::spawn_blocking(move || OverlayFs::union(sources, service)).await??);
+    let fs = tokio::task::spawn_blocking(move || OverlayFs::union(sources, service)).await??;
+    let fs = Arc::new(match crate::config::xearthlayer_dir() {
+        Some(dir) => fs.with_index_file(dir.join(UNION_INDEX_FILE)),
+        None => fs,
+    });
     let config = MountConfig {
         allow_other,
         ..MountConfig::default()

@@ -10,8 +10,9 @@
 //!
 //! A merged directory is built on first use, in the blocking pool, and
 //! kept: a lookup is then a binary search, never a probe of every folder.
-//! Names are packed into one buffer per directory (a million `.ter` names
-//! take about 30 MB) and only the folders of subdirectories are listed.
+//! Names are packed into one buffer per directory, 12 bytes per entry plus
+//! the name (the 472,000 `.ter` names of 2,000 packages: about 20 MB), and
+//! only subdirectories keep the list of folders holding them.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -117,13 +118,17 @@ impl Layers {
     pub async fn list(&self, rel: &Path) -> io::Result<Vec<(OsString, PathBuf)>> {
         if self.roots.len() == 1 {
             let dir = self.primary().join(rel);
-            let mut entries = Vec::new();
-            for entry in std::fs::read_dir(&dir)? {
-                let entry = entry?;
-                entries.push((entry.file_name(), entry.path()));
-            }
-            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            return Ok(entries);
+            return tokio::task::spawn_blocking(move || {
+                let mut entries = Vec::new();
+                for entry in std::fs::read_dir(&dir)? {
+                    let entry = entry?;
+                    entries.push((entry.file_name(), entry.path()));
+                }
+                entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                Ok(entries)
+            })
+            .await
+            .map_err(io::Error::other)?;
         }
         let dir = self
             .merged_dir(rel)

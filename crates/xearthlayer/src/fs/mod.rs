@@ -137,6 +137,8 @@ pub struct OverlayFs<S: TextureSource> {
     /// ([`OverlayFs::indexed`]): lookups never need it, listings of
     /// `textures/` wait for it.
     index: tokio::sync::OnceCell<TextureIndex>,
+    /// Where a union keeps its index between runs, if anywhere.
+    index_file: Option<PathBuf>,
     inodes: InodeTable,
     handles: HandleTable<OpenNode<S::Handle>>,
     /// Times of synthesised nodes.
@@ -224,10 +226,18 @@ impl<S: TextureSource> OverlayFs<S> {
             layers,
             textures,
             index,
+            index_file: None,
             inodes: InodeTable::new(),
             handles: HandleTable::new(),
             created: SystemTime::now(),
         }
+    }
+
+    /// Keeps a union's index in `file` between runs: packages unchanged
+    /// since are not read again (see `PackageIndex::build_union_stored`).
+    pub fn with_index_file(mut self, file: PathBuf) -> Self {
+        self.index_file = Some(file);
+        self
     }
 
     /// The textures of every package, indexing them first if that is not
@@ -236,8 +246,11 @@ impl<S: TextureSource> OverlayFs<S> {
         self.index
             .get_or_init(|| {
                 let roots = self.layers.roots().to_vec();
+                let file = self.index_file.clone();
                 async move {
-                    let built = tokio::task::spawn_blocking(move || index_all(&roots)).await;
+                    let built =
+                        tokio::task::spawn_blocking(move || index_all(&roots, file.as_deref()))
+                            .await;
                     built.unwrap_or_else(|err| {
                         tracing::error!(%err, "indexing the packages failed; textures/ lists only real files");
                         TextureIndex::default()
@@ -269,8 +282,11 @@ fn package_owner(dir: &Path) -> Result<(u32, u32)> {
 
 /// The union of the textures of `roots`; a package that cannot be read
 /// adds none (and says so).
-fn index_all(roots: &[PathBuf]) -> TextureIndex {
-    let index = TextureIndex::build_union(roots);
+fn index_all(roots: &[PathBuf], file: Option<&Path>) -> TextureIndex {
+    let index = match file {
+        Some(file) => TextureIndex::build_union_stored(roots, file),
+        None => TextureIndex::build_union(roots),
+    };
     tracing::info!(
         packages = roots.len(),
         textures = index.len(),

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use crate::coord::TextureId;
 
+mod stored;
+
 /// One texture of the package.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexedTexture {
