@@ -22,11 +22,16 @@
 //! and the report says how much of X-Plane's reads found their texture
 //! ready (see [`flight`]).
 //!
+//! With `--continent N` it measures `xearthlayer run` over N full-density
+//! packages instead: start-up, memory, threads, a `find`, a stat of every
+//! texture, header reads and the stop (see [`continent`]).
+//!
 //! Modules: [`procfs`] (CPU, memory, mounts from /proc), [`service`] (the
 //! child process), [`measure`] (one run), [`report`] (Markdown), [`chart`];
 //! the scenarios [`faults`] (`--faults`) and [`memory`] (`--bursts N`).
 
 mod chart;
+mod continent;
 mod faults;
 mod flight;
 mod measure;
@@ -179,6 +184,14 @@ struct Args {
     /// each (see `memory.rs`). Label "memory".
     #[arg(long, default_value_t = 0)]
     bursts: usize,
+    /// The continent scenario instead of the four runs: `run` over this
+    /// many packages of --per-tile textures (see `continent.rs`). Label
+    /// "continent-MODEL-USER".
+    #[arg(long, default_value_t = 0)]
+    continent: usize,
+    /// Continent: serve through one mount per package instead of the union.
+    #[arg(long)]
+    per_package: bool,
     /// Varies the imagery server's latency draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -233,6 +246,9 @@ impl WorkDir {
 fn run(args: &Args) -> BenchResult {
     if args.flight {
         return run_flight(args);
+    }
+    if args.continent > 0 {
+        return run_continent(args);
     }
     let label = args.label.clone().unwrap_or_else(|| {
         if args.faults {
@@ -440,6 +456,55 @@ fn run_flight(args: &Args) -> BenchResult {
         args.out.with_file_name("docs").join(name)
     });
     flight::run(&settings, label, &args.out, &chart, &command_line())
+}
+
+fn run_continent(args: &Args) -> BenchResult {
+    let work = work_dir(args.work_dir.as_deref())?;
+    let settings = continent::ContinentSettings {
+        binary: find_binary(args.xearthlayer.as_deref())?,
+        root: work.path().to_path_buf(),
+        packages: args.continent,
+        per_tile: args.per_tile,
+        union: !args.per_package,
+        extra_args: args.service_arg.clone(),
+    };
+    // SAFETY: geteuid has no preconditions.
+    let user = if unsafe { libc::geteuid() } == 0 {
+        "root"
+    } else {
+        "user"
+    };
+    let model = if settings.union {
+        "union"
+    } else {
+        "per-package"
+    };
+    let label = args
+        .label
+        .clone()
+        .unwrap_or_else(|| format!("continent-{model}-{user}"));
+    let result = continent::run(&settings)?;
+    let block = format!(
+        "`{}` (as {user}, {})\n\n\
+         | run | mount | packages | textures | mounts | mounted | all textures listed | RSS | threads | find | stat every texture | header reads (cold) | SIGTERM to exit |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n\
+         {}\n",
+        command_line(),
+        {
+            let machine = procfs::Machine::this();
+            format!(
+                "{} cores, {} GiB, {}, Linux {}",
+                machine.cores,
+                machine.memory_bytes >> 30,
+                machine.cpu_model,
+                machine.kernel
+            )
+        },
+        continent::markdown_row(&label, &settings, &result)
+    );
+    println!("{block}");
+    report::write_block(&args.out, &label, &block)?;
+    Ok(())
 }
 
 /// What every run shares: the textures and how they are read, the one

@@ -83,6 +83,16 @@ pub fn rss_bytes(pid: u32) -> io::Result<u64> {
     status_kib(pid, "VmRSS:").map(|kib| kib << 10)
 }
 
+/// Threads of `pid` now.
+pub fn threads(pid: u32) -> io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::other(format!("/proc/{pid}/status: no Threads")))
+}
+
 /// Starts a new peak resident memory measurement for `pid`.
 pub fn reset_peak_rss(pid: u32) -> io::Result<()> {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5")

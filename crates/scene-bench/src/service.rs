@@ -59,12 +59,14 @@ pub enum Mount {
         source: PathBuf,
         mountpoint: PathBuf,
     },
-    /// `xearthlayer run`: every package of `packages`, each at
+    /// `xearthlayer run`: every package of `packages`, through the one
+    /// union mount `custom_scenery/zzXEL_ortho_xel` or each at
     /// `custom_scenery/<name>_xel` (the `mountpoints`).
     All {
         packages: PathBuf,
         custom_scenery: PathBuf,
         mountpoints: Vec<PathBuf>,
+        union: bool,
     },
 }
 
@@ -87,9 +89,12 @@ impl Mount {
             Mount::All {
                 packages,
                 custom_scenery,
+                union,
                 ..
             } => command
                 .arg("run")
+                .arg("--mount")
+                .arg(if *union { "union" } else { "per-package" })
                 .arg("--no-tui")
                 .arg("--packages")
                 .arg(packages)

@@ -24,6 +24,7 @@ use xearthlayer::provider::{Providers, TileProvider};
 
 use crate::args::{CacheDirArg, CliResult, ProviderArgs, DEFAULT_DISK_CACHE};
 use crate::config::{default_packages_dir, ConfigArg};
+use crate::mount_model;
 use crate::packages;
 use crate::system::{free_space, human_bytes, is_root, open_file_limit};
 use crate::xplane;
@@ -34,6 +35,8 @@ const PROC_FILESYSTEMS: &str = "/proc/filesystems";
 /// Warn when the FUSE mounts already made leave fewer than this many of
 /// `mount_max` for the packages `run` would mount.
 const MOUNT_MAX_MARGIN: u32 = 50;
+/// DSF tiles held twice that doctor names one by one.
+const SHADOWED_SHOWN: usize = 10;
 /// Below this hard open-file limit, a busy scene can run out of descriptors.
 const LOW_OPEN_FILES: u64 = 4096;
 /// Where the provider check asks for imagery: Seattle, which every
@@ -185,13 +188,22 @@ pub async fn run(args: DoctorArgs) -> CliResult {
             "fix provider.type / provider.url in the configuration, or the flags",
         )),
     }
-    if let (Ok(providers), Ok(scenery)) = (&providers, scenery) {
+    if let Ok(scenery) = scenery {
         let packages_dir = config.packages_dir.clone().or_else(default_packages_dir);
-        let codes = tokio::task::spawn_blocking(move || {
-            package_codes(packages_dir.as_deref(), &scenery.dir)
+        let (codes, served) = tokio::task::spawn_blocking(move || {
+            let found = packages::discover(packages_dir.as_deref(), &scenery.dir)
+                .map(|found| found.packages)
+                .unwrap_or_default();
+            (
+                package_codes(&found),
+                packages_served(found, &scenery, root),
+            )
         })
         .await?;
-        findings.extend(unmapped_codes(providers, &codes));
+        findings.extend(served);
+        if let Ok(providers) = &providers {
+            findings.extend(unmapped_codes(providers, &codes));
+        }
     }
 
     for finding in &findings {
@@ -459,15 +471,75 @@ fn open_files() -> Finding {
     }
 }
 
-/// How many textures of each code the packages `run` would mount name.
-/// Blocking: it reads their `.ter` files. Packages that cannot be read are
-/// left out (`run` says why).
-fn package_codes(packages_dir: Option<&Path>, custom_scenery: &Path) -> BTreeMap<String, usize> {
+/// How `run` would serve `packages`: how many, through which mount model,
+/// how close the other model comes to its mount limit, and which package
+/// serves each DSF tile that several hold. Blocking: it lists their
+/// `Earth nav data/`.
+fn packages_served(
+    mut packages: Vec<packages::Package>,
+    scenery: &xplane::CustomScenery,
+    root: bool,
+) -> Vec<Finding> {
+    let mut findings = vec![Finding::ok(format!(
+        "{} for run, served through one union mount at {} (run's default; --mount per-package: one mount each)",
+        plural(packages.len(), "package"),
+        mount_model::union_mountpoint(&scenery.dir).display()
+    ))];
+    let conf = std::fs::read_to_string(user_mount::FUSE_CONF)
+        .map(|text| FuseConf::parse(&text))
+        .unwrap_or_default();
+    let (limit, what) = mount_model::mount_limit(!root, &conf);
+    if let Some(warning) = mount_model::limit_warning(packages.len(), limit, &what) {
+        findings.push(Finding::warning(
+            format!("with --mount per-package: {warning}"),
+            "keep the union mount (run's default)",
+        ));
+    }
+    let ini = scenery.dir.join("scenery_packs.ini");
+    let listed =
+        crate::scenery_packs::listed_folders(&ini, scenery.xplane_root()).unwrap_or_default();
+    mount_model::by_precedence(&mut packages, &listed);
+    let sources: Vec<PathBuf> = packages.iter().map(|p| p.source.clone()).collect();
+    let shadowed = xearthlayer::fs::shadowed_tiles(&sources);
+    for tile in shadowed.iter().take(SHADOWED_SHOWN) {
+        let losers: Vec<&str> = tile
+            .losers
+            .iter()
+            .map(|&i| packages[i].name.as_str())
+            .collect();
+        findings.push(Finding::warning(
+            format!(
+                "{} is in {} packages: {} serves it, not {}",
+                tile.path.display(),
+                losers.len() + 1,
+                packages[tile.winner].name,
+                losers.join(", ")
+            ),
+            format!(
+                "to have another served, list its source above {} in {}",
+                packages[tile.winner].name,
+                ini.display()
+            ),
+        ));
+    }
+    if shadowed.len() > SHADOWED_SHOWN {
+        findings.push(Finding::warning(
+            format!(
+                "{} more DSF tiles are in more than one package",
+                shadowed.len() - SHADOWED_SHOWN
+            ),
+            "run logs every one at start",
+        ));
+    }
+    findings
+}
+
+/// How many textures of each code `packages` name. Blocking: it reads
+/// their `.ter` files. Packages that cannot be read are left out (`run`
+/// says why).
+fn package_codes(packages: &[packages::Package]) -> BTreeMap<String, usize> {
     let mut codes = BTreeMap::new();
-    let Ok(found) = packages::discover(packages_dir, custom_scenery) else {
-        return codes;
-    };
-    for package in &found.packages {
+    for package in packages {
         if let Ok(index) = TextureIndex::build(&package.source) {
             for texture in index.textures() {
                 *codes.entry(texture.id.map_type.clone()).or_insert(0) += 1;
@@ -562,7 +634,8 @@ mod tests {
             ..Default::default()
         };
         xel_sim::package::create_package(&packages_dir.join("zOrtho4XP_+47-006"), &spec).unwrap();
-        let codes = package_codes(Some(&packages_dir), &scenery);
+        let found = packages::discover(Some(&packages_dir), &scenery).unwrap();
+        let codes = package_codes(&found.packages);
         assert_eq!(codes.values().sum::<usize>(), 14);
         assert_eq!(codes["CH_ZH"], 2);
 
@@ -687,6 +760,55 @@ mod tests {
         assert_eq!(
             fusermount3(Some(dir.path().as_os_str()), false).level,
             Level::Problem
+        );
+    }
+
+    #[test]
+    fn packages_served_counts_them_and_names_the_tile_each_serves() {
+        let root = tempfile::tempdir().unwrap();
+        let cs = root.path().join("Custom Scenery");
+        let package = |name: &str, dsf: &[u8]| {
+            let source = cs.join(name);
+            let tile = source.join("Earth nav data/+40-010/+47-006.dsf");
+            std::fs::create_dir_all(tile.parent().unwrap()).unwrap();
+            std::fs::write(tile, dsf).unwrap();
+            packages::Package {
+                name: name.to_string(),
+                source,
+                mountpoint: cs.join(format!("{name}_xel")),
+                origin: packages::Origin::PackagesFolder,
+            }
+        };
+        let found = vec![package("zOrtho4XP_a", b"a"), package("zOrtho4XP_b", b"b")];
+        // scenery_packs.ini ranks b first, against the names' order.
+        std::fs::write(
+            cs.join("scenery_packs.ini"),
+            "I\n1000 Version\nSCENERY\n\nSCENERY_PACK Custom Scenery/zOrtho4XP_b/\n",
+        )
+        .unwrap();
+        let scenery = xplane::CustomScenery {
+            dir: cs.clone(),
+            origin: "test".into(),
+        };
+        let findings = packages_served(found, &scenery, true);
+        assert_eq!(findings[0].level, Level::Ok);
+        assert!(
+            findings[0].what.starts_with("2 packages for run"),
+            "{}",
+            findings[0]
+        );
+        assert!(
+            findings[0].what.contains("zzXEL_ortho_xel"),
+            "{}",
+            findings[0]
+        );
+        let tile = findings
+            .iter()
+            .find(|f| f.what.contains("+47-006.dsf"))
+            .expect("the tile both hold is named");
+        assert!(
+            tile.what.contains("zOrtho4XP_b serves it, not zOrtho4XP_a"),
+            "{tile}"
         );
     }
 }

@@ -59,7 +59,9 @@ pub fn spawn_trimmer(service: TextureService) -> JoinHandle<()> {
     })
 }
 
-fn trim() {
+/// Gives free heap pages back to the system (after a burst, or after
+/// indexing thousands of packages, whose scratch memory is freed at once).
+pub fn trim() {
     // SAFETY: malloc_trim only releases free heap pages, under glibc's locks.
     unsafe {
         libc::malloc_trim(0);

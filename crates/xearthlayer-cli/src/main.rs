@@ -17,6 +17,7 @@ mod heap;
 mod info;
 mod log_file;
 mod manager;
+mod mount_model;
 mod packages;
 mod prefetch_cmd;
 mod route;

@@ -119,11 +119,7 @@ pub fn discover(packages_dir: Option<&Path>, custom_scenery: &Path) -> io::Resul
             }
         };
         let textures = source.join(TEXTURES_DIR);
-        let missing = index
-            .names()
-            .iter()
-            .filter(|n| !textures.join(&***n).exists())
-            .count();
+        let missing = index.names().filter(|n| !textures.join(n).exists()).count();
         if missing > 0 {
             let origin = Origin::CustomScenery {
                 textures: index.len(),

@@ -1,6 +1,9 @@
 //! `xearthlayer run`: every ortho package found (see [`packages`]) mounted
-//! at its own `Custom Scenery/<name>_xel`, all served by one texture
-//! service, until SIGINT, SIGTERM or SIGHUP (see [`crate::shutdown`]). One package failing to mount is
+//! through one union mount `Custom Scenery/zzXEL_ortho_xel`, or each at its
+//! own `Custom Scenery/<name>_xel` (see [`mount_model`]), all served by one
+//! texture service, until SIGINT, SIGTERM or SIGHUP (see
+//! [`crate::shutdown`]; a second signal stops waiting for readers and
+//! detaches the mounts at once). One mount failing is
 //! reported and the others serve on. X-Plane must also be told to load the
 //! mounts instead of their sources: `run` prints the `scenery_packs.ini`
 //! changes that takes, or makes them with `--update-scenery-packs`.
@@ -12,10 +15,11 @@ use clap::Args;
 use crate::args::{CliResult, ServiceArgs};
 use crate::config::default_packages_dir;
 use crate::manager::MountManager;
+use crate::mount_model::{self, MountModel};
 use crate::packages::{self, Origin};
 use crate::scenery_packs::{self, Pack};
 use crate::screen::SCREEN;
-use crate::shutdown::Signals;
+use crate::shutdown::shutdown_signal;
 use crate::status;
 use crate::system::is_root;
 use crate::xplane::{self, CustomScenery};
@@ -33,6 +37,11 @@ pub struct RunArgs {
     /// Let other users (X-Plane run as another user) read the mounts.
     #[arg(long)]
     pub allow_other: bool,
+    /// How to mount the packages: `union` (all through one mount,
+    /// Custom Scenery/zzXEL_ortho_xel) or `per-package` (each at
+    /// <name>_xel).
+    #[arg(long, value_enum, default_value_t)]
+    pub mount: MountModel,
     /// Edit Custom Scenery/scenery_packs.ini so that X-Plane loads the
     /// mounts and not their sources (the old file is kept as a backup).
     #[arg(long)]
@@ -49,11 +58,12 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> CliResult {
-    let mut signals = Signals::install();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     // A signal that came before we mount anything ends the run at once.
     let early = tokio::select! {
         biased;
-        name = signals.next() => Some(name),
+        name = &mut shutdown => Some(name),
         () = std::future::ready(()) => None,
     };
     if let Some(name) = early {
@@ -85,6 +95,12 @@ pub async fn run(args: RunArgs) -> CliResult {
         )
         .into());
     }
+    let mut found_packages = found.packages;
+    let ini = scenery.dir.join("scenery_packs.ini");
+    let listed = scenery_packs::listed_folders(&ini, scenery.xplane_root())?;
+    mount_model::by_precedence(&mut found_packages, &listed);
+    let total = found_packages.len();
+    let mounts = mount_model::mounts(args.mount, found_packages, &scenery.dir);
     let service = args.service.service_with(file)?;
     // Before mounting: whoever signals once the mounts are up must find the handler.
     let stats = args.stats_file.start(&service)?;
@@ -106,30 +122,57 @@ pub async fn run(args: RunArgs) -> CliResult {
     if is_root() && !args.allow_other {
         println!("note: mounted as root without --allow-other, only root can read the mounts; run xearthlayer as the user who runs X-Plane (no root needed), or add --allow-other");
     }
-    let total = found.packages.len();
-    let mut manager = MountManager::start(found.packages, &service, args.allow_other).await;
-    for package in manager.mounted() {
-        let what = match package.origin {
-            Origin::PackagesFolder => "from the packages folder".to_string(),
-            Origin::CustomScenery { textures, missing } => {
-                format!("{missing} of its {textures} textures missing")
-            }
-        };
-        println!(
-            "mounted  {} at {} ({what})",
-            package.source.display(),
-            package.mountpoint.display()
-        );
+    let as_user = xearthlayer::fuse::user_mount::mounts_as_user();
+    let conf = xearthlayer::fuse::user_mount::FuseConf::read().unwrap_or_default();
+    let (limit, what) = mount_model::mount_limit(as_user, &conf);
+    if let Some(warning) = mount_model::limit_warning(mounts.len(), limit, &what) {
+        println!("warning: {warning}");
     }
-    for (package, why) in manager.failed() {
-        println!("FAILED   {}: {why}", package.source.display());
+    if let [union] = mounts.as_slice() {
+        if union.union {
+            report_union(union).await;
+        }
+    }
+    let (mut manager, signalled) =
+        MountManager::start(mounts, &service, args.allow_other, &mut shutdown).await;
+    for mount in manager.mounted() {
+        if let [package] = mount.packages.as_slice() {
+            let what = match package.origin {
+                Origin::PackagesFolder => "from the packages folder".to_string(),
+                Origin::CustomScenery { textures, missing } => {
+                    format!("{missing} of its {textures} textures missing")
+                }
+            };
+            println!(
+                "mounted  {} at {} ({what})",
+                package.source.display(),
+                mount.mountpoint.display()
+            );
+        } else {
+            println!(
+                "mounted  {} packages at {}",
+                mount.packages.len(),
+                mount.mountpoint.display()
+            );
+        }
+    }
+    for (mount, why) in manager.failed() {
+        println!("FAILED   {}: {why}", mount.name);
     }
     let mut problems: Vec<String> = Vec::new();
-    if !manager.failed().is_empty() {
+    let failed_packages: usize = manager.failed().iter().map(|(m, _)| m.packages.len()).sum();
+    if failed_packages > 0 {
         problems.push(format!(
-            "{} of {total} packages could not be mounted",
-            manager.failed().len()
+            "{failed_packages} of {total} packages could not be mounted"
         ));
+    }
+    if let Some(name) = signalled {
+        println!(
+            "{name} while mounting: unmounting {} mounts",
+            manager.live()
+        );
+        stop(manager, &mut problems).await;
+        return Err(format!("{name} before every package was mounted").into());
     }
     if manager.mounted().is_empty() {
         return Err(problems.join("; ").into());
@@ -139,13 +182,29 @@ pub async fn run(args: RunArgs) -> CliResult {
         problems.push(e);
     }
 
+    let serving: usize = manager.mounted().iter().map(|m| m.packages.len()).sum();
     println!(
-        "serving {} packages; Ctrl-C to stop",
+        "serving {serving} packages through {} mounts; Ctrl-C to stop",
         manager.mounted().len()
     );
-    let filesystems: Vec<_> = manager.views().into_iter().map(|v| v.fs).collect();
+    let filesystems = manager.filesystems().to_vec();
     if let Some(stats) = &stats {
         stats.set_mounts(filesystems.clone());
+    }
+    // Prefetch plans from the texture index, which a union builds while it serves.
+    let indexed = async {
+        for fs in &filesystems {
+            fs.indexed().await;
+        }
+    };
+    let signalled = tokio::select! {
+        name = &mut shutdown => Some(name),
+        () = indexed => None,
+    };
+    if let Some(name) = signalled {
+        println!("{name}: unmounting {} mounts", manager.live());
+        stop(manager, &mut problems).await;
+        return finish(&service, stats, problems).await;
     }
     let prefetch = crate::flight::start_with_status(
         &args.telemetry.spec(file),
@@ -162,8 +221,8 @@ pub async fn run(args: RunArgs) -> CliResult {
     );
     loop {
         tokio::select! {
-            name = signals.next() => {
-                println!("{name}: unmounting {} packages", manager.live());
+            name = &mut shutdown => {
+                println!("{name}: unmounting {} mounts", manager.live());
                 break;
             }
             ended = manager.next_ended() => match ended {
@@ -181,17 +240,20 @@ pub async fn run(args: RunArgs) -> CliResult {
             },
         }
     }
-    signals.force_on_next(
-        manager
-            .mounted()
-            .iter()
-            .map(|p| p.mountpoint.clone())
-            .collect(),
-    );
     reporter.stop();
     trimmer.abort();
     drop(prefetch);
-    for ended in manager.stop_all().await {
+    stop(manager, &mut problems).await;
+    finish(&service, stats, problems).await
+}
+
+/// Unmounts everything; a second signal stops waiting and detaches.
+async fn stop(manager: MountManager, problems: &mut Vec<String>) {
+    let second_signal = async {
+        let name = shutdown_signal().await;
+        println!("{name} again: detaching the mounts without waiting for their readers");
+    };
+    for ended in manager.stop_all(second_signal).await {
         match ended.result {
             Ok(()) => println!("unmounted {}", ended.mountpoint.display()),
             Err(e) => {
@@ -200,8 +262,16 @@ pub async fn run(args: RunArgs) -> CliResult {
             }
         }
     }
+}
+
+/// The last words of a run: caches flushed, summary, stats file, verdict.
+async fn finish(
+    service: &xearthlayer::texture::TextureService,
+    stats: Option<status::StatsFile>,
+    problems: Vec<String>,
+) -> CliResult {
     service.flush().await;
-    println!("{}", status::summary(&service));
+    println!("{}", status::summary(service));
     if let Some(stats) = stats {
         stats.write().await?;
     }
@@ -222,9 +292,11 @@ fn scenery_packs_step(
     let packs: Vec<Pack> = manager
         .mounted()
         .iter()
-        .map(|p| Pack {
-            source: p.source.clone(),
-            mount: p.mountpoint.clone(),
+        .flat_map(|mount| {
+            mount.packages.iter().map(|p| Pack {
+                source: p.source.clone(),
+                mount: mount.mountpoint.clone(),
+            })
         })
         .collect();
     let ini = scenery.dir.join("scenery_packs.ini");
@@ -254,4 +326,25 @@ fn scenery_packs_step(
         println!("  {change}");
     }
     Ok(())
+}
+
+/// Says which package serves each DSF tile that several hold.
+async fn report_union(union: &crate::manager::Mount) {
+    let sources: Vec<PathBuf> = union.packages.iter().map(|p| p.source.clone()).collect();
+    let names: Vec<String> = union.packages.iter().map(|p| p.name.clone()).collect();
+    let shadowed = tokio::task::spawn_blocking(move || xearthlayer::fs::shadowed_tiles(&sources))
+        .await
+        .unwrap_or_default();
+    for tile in &shadowed {
+        let losers: Vec<&str> = tile.losers.iter().map(|&i| names[i].as_str()).collect();
+        let line = format!(
+            "{} is in {} packages: {} serves it (ranked first), not {}",
+            tile.path.display(),
+            losers.len() + 1,
+            names[tile.winner],
+            losers.join(", ")
+        );
+        println!("note: {line}");
+        tracing::info!("{line}");
+    }
 }

@@ -162,6 +162,26 @@ pub fn read_and_plan(file: &Path, packs: &[Pack], xplane_root: &Path) -> io::Res
     Ok(plan(&text, packs, xplane_root))
 }
 
+/// The folders the file lists, enabled or not, in its order: X-Plane's
+/// precedence, highest first. A missing file lists none.
+pub fn listed_folders(file: &Path, xplane_root: &Path) -> io::Result<Vec<PathBuf>> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot read {}: {e}", file.display()),
+            ))
+        }
+    };
+    Ok(text
+        .lines()
+        .filter_map(|line| parse_line(line, xplane_root))
+        .map(|listed| listed.folder)
+        .collect())
+}
+
 /// Writes `edit` to `file`: the old file copied to [`backup_path`] first,
 /// then the new one put in place atomically.
 pub fn apply(file: &Path, edit: &Edit) -> io::Result<()> {

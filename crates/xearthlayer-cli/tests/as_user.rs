@@ -356,7 +356,13 @@ fn run_as_a_user_serves_two_packages_and_edits_its_scenery_packs() {
         .into();
 
     let mut command = dir.command(BIN);
-    command.args(["run", "--update-scenery-packs", "--no-tui"]);
+    command.args([
+        "run",
+        "--mount",
+        "per-package",
+        "--update-scenery-packs",
+        "--no-tui",
+    ]);
     let mut run = Running::spawn(command, mountpoints.clone());
     let ini = custom_scenery.join("scenery_packs.ini");
     assert!(

@@ -1,10 +1,12 @@
 //! `xearthlayer run` as a process, over three packages: two in the packages
 //! folder and one in Custom Scenery lacking its textures, X-Plane found
 //! from `~/.x-plane/x-plane_install_12.txt` in a temporary HOME, imagery
-//! from the local test server. Checks that every package mounts, that one
-//! texture service serves them all, that `scenery_packs.ini` is edited
-//! keeping every other line, that SIGTERM unmounts everything, and that a
-//! package that cannot mount leaves the others serving. Needs root and
+//! from the local test server. Checks, with one mount per package, that
+//! every package mounts, that one texture service serves them all, that
+//! `scenery_packs.ini` is edited keeping every other line, that SIGTERM
+//! unmounts everything, and that a package that cannot mount leaves the
+//! others serving; and, through the union mount, that the package
+//! `scenery_packs.ini` ranks first serves a DSF tile two packages hold. Needs root and
 //! /dev/fuse; prints SKIPPED otherwise. A guard kills the process and
 //! detaches its mounts if a test fails midway.
 
@@ -91,7 +93,25 @@ impl World {
         self.custom_scenery.join(format!("{name}_xel"))
     }
 
+    fn union_mountpoint(&self) -> PathBuf {
+        self.custom_scenery.join("zzXEL_ortho_xel")
+    }
+
+    /// `run` with one mount per package.
     fn start(&self, args: &[&str]) -> Running {
+        let mountpoints = self.packages.iter().map(|p| self.mountpoint(p)).collect();
+        self.spawn(&[&["--mount", "per-package"], args].concat(), mountpoints)
+    }
+
+    /// `run` with every package through the union mount.
+    fn start_union(&self, args: &[&str]) -> Running {
+        self.spawn(
+            &[&["--mount", "union"], args].concat(),
+            vec![self.union_mountpoint()],
+        )
+    }
+
+    fn spawn(&self, args: &[&str], mountpoints: Vec<PathBuf>) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_xearthlayer"))
             .arg("run")
             // These tests count downloads per read; prefetch (which builds a
@@ -131,7 +151,7 @@ impl World {
             exited: None,
             lines,
             seen: Vec::new(),
-            mountpoints: self.packages.iter().map(|p| self.mountpoint(p)).collect(),
+            mountpoints,
         }
     }
 }
@@ -331,4 +351,61 @@ fn a_package_that_cannot_mount_leaves_the_others_serving() {
     );
     assert!(!is_mounted(&a) && !is_mounted(&source));
     assert_eq!(std::fs::read_to_string(&blocked).unwrap(), "not a folder");
+}
+
+#[test]
+fn the_union_serves_a_shared_tile_from_the_package_scenery_packs_ranks_first() {
+    if !can_mount() {
+        return;
+    }
+    let world = World::new();
+    // zzXEL_a and the Custom Scenery package hold the same tile; only the
+    // latter is listed in scenery_packs.ini, so it ranks first.
+    let listed = &world.packages[2];
+    std::fs::write(&listed.dsf, b"XPLNEDSF the listed package's tile").unwrap();
+    let tile = listed.dsf.strip_prefix(&listed.root).unwrap().to_path_buf();
+    assert!(world.packages[0].root.join(&tile).is_file());
+
+    let mut run = world.start_union(&["--update-scenery-packs"]);
+    let note = run.expect_line("serves it", Duration::from_secs(60));
+    assert!(
+        note.contains(&tile.display().to_string())
+            && note.contains("zOrtho4XP_+47-006 serves it")
+            && note.contains("not zzXEL_a"),
+        "{note}"
+    );
+    run.expect_line(
+        "serving 3 packages through 1 mounts",
+        Duration::from_secs(60),
+    );
+    let union = world.union_mountpoint();
+    assert!(is_mounted(&union), "{}", run.seen.join("\n"));
+
+    assert_eq!(
+        std::fs::read(union.join(&tile)).unwrap(),
+        b"XPLNEDSF the listed package's tile"
+    );
+    let other = &world.packages[1];
+    assert_eq!(
+        std::fs::read(union.join(other.dsf.strip_prefix(&other.root).unwrap())).unwrap(),
+        std::fs::read(&other.dsf).unwrap()
+    );
+    assert_eq!(read_low_levels(&union, other).len(), LOW_LEVELS.1);
+
+    // One line for the union, in the listed source's place; every source
+    // in Custom Scenery disabled.
+    let packs = std::fs::read_to_string(world.custom_scenery.join("scenery_packs.ini")).unwrap();
+    let expected = PACKS_BEFORE.replace(
+        SOURCE_LINE,
+        "SCENERY_PACK Custom Scenery/zzXEL_ortho_xel/\nSCENERY_PACK_DISABLED Custom Scenery/zOrtho4XP_+47-006/",
+    );
+    assert_eq!(packs, expected);
+
+    let (status, output) = run.terminate();
+    assert!(status.success(), "{status:?}\n{output}");
+    assert!(!is_mounted(&union), "the union is still mounted");
+    assert!(
+        output.contains(&format!("unmounted {}", union.display())),
+        "{output}"
+    );
 }

@@ -219,6 +219,7 @@ pub fn run(
                 packages,
                 custom_scenery,
                 mountpoints,
+                union: false,
             },
             url: String::new(),
             cache_dir: PathBuf::new(),

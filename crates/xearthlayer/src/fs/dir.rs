@@ -12,8 +12,6 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::coord::TextureId;
-
 use super::attr::{Attr, DirEntry, DirEntryPlus, FileKind};
 use super::inode::{InodeTable, NodeKind};
 
@@ -27,7 +25,8 @@ pub(crate) struct RealEntry {
 
 /// The virtual part of the `textures/` listing.
 pub(crate) struct VirtualEntries {
-    pub names: Arc<[Box<str>]>,
+    /// The indexed textures, listed in its (sorted) order.
+    pub index: crate::package::PackageIndex,
     /// Indexed names that a real file shadows.
     pub shadowed: HashSet<OsString>,
     /// Attributes every virtual texture has, `ino` left to be filled.
@@ -58,7 +57,7 @@ struct Listed {
 
 impl DirSnapshot {
     fn len(&self) -> u64 {
-        let virtuals = self.virtuals.as_ref().map_or(0, |v| v.names.len());
+        let virtuals = self.virtuals.as_ref().map_or(0, |v| v.index.len());
         (2 + self.real.len() + virtuals) as u64
     }
 
@@ -87,14 +86,12 @@ impl DirSnapshot {
             });
         }
         let virtuals = self.virtuals.as_ref()?;
-        let name = virtuals.names.get(i - self.real.len())?;
-        let name = OsString::from(&**name);
+        let name = OsString::from(virtuals.index.name_at(i - self.real.len())?);
         if virtuals.shadowed.contains(&name) {
             return None;
         }
-        let id = TextureId::parse(name.to_str()?).ok()?;
         Some(Listed {
-            node: Some((self.rel.join(&name), NodeKind::Texture(id))),
+            node: Some((self.rel.join(&name), NodeKind::Texture)),
             name,
             kind: FileKind::RegularFile,
             ino: None,

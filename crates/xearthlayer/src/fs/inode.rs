@@ -33,14 +33,20 @@ pub(crate) enum NodeKind {
     TexturesDir,
     /// A real non-directory (file, symlink, ...).
     Real,
-    /// A virtual texture.
-    Texture(TextureId),
+    /// A virtual texture, named by its path's file name (see
+    /// [`texture_id`]): not kept here, as a mount may hold half a million.
+    Texture,
 }
 
 impl NodeKind {
     pub(crate) fn is_dir(&self) -> bool {
         matches!(self, NodeKind::Dir | NodeKind::TexturesDir)
     }
+}
+
+/// The texture a [`NodeKind::Texture`] node at `rel` is.
+pub(crate) fn texture_id(rel: &Path) -> Option<TextureId> {
+    TextureId::parse(rel.file_name()?.to_str()?).ok()
 }
 
 /// A node: its path relative to the package root and what it is.

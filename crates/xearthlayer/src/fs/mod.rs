@@ -1,7 +1,7 @@
 //! The filesystem core: what the mount shows, testable without a kernel.
 //!
-//! [`OverlayFs`] overlays a scenery package read-only. Real files and
-//! directories pass through (attributes from `lstat`, positional reads of
+//! [`OverlayFs`] overlays a scenery package, or several as one union (see
+//! [`Layers`]), read-only. Real files and directories pass through (attributes from `lstat`, positional reads of
 //! the open file); `textures/` always exists and also lists every texture
 //! the package's `.ter` files name (see [`crate::package`]); any
 //! texture name looked up there that no real file claims is a virtual,
@@ -12,17 +12,19 @@
 //! [`FsError`]s, each with its errno. The `fuse` module is a thin adapter
 //! from the kernel protocol onto these methods.
 //!
-//! Inside: `index` (the `.ter` scan), `inode` (inode numbers and lookup
-//! counts), `handle` (open handles), `dir` (listings), `attr` (the plain
-//! types returned), `errors` (each errno's log level and count),
-//! `package_dir` (paths resolved from a handle on the package, never
-//! through a symlink).
+//! Inside: `layers` (which package folder each path comes from), `inode`
+//! (inode numbers and lookup counts), `handle` (open handles), `dir`
+//! (listings), `attr` (the plain types returned), `errors` (each errno's
+//! log level and count), `package_dir` (paths resolved from a handle on a
+//! package folder, never through a symlink); the `.ter` scan is
+//! [`crate::package`].
 
 mod attr;
 mod dir;
 mod errors;
 mod handle;
 mod inode;
+mod layers;
 mod observer;
 mod package_dir;
 #[cfg(test)]
@@ -46,12 +48,13 @@ pub use attr::{Attr, DirEntry, DirEntryPlus, FileKind, Opened, StatFs};
 pub use dir::{Readdir, ReaddirPlus};
 pub use errors::{ErrorCounts, FsErrors};
 pub use inode::{ROOT_INO, TEXTURES_INO};
+pub use layers::{shadowed_tiles, Layers, ShadowedTile};
 pub use observer::FsObserver;
 use package_dir::PackageDir;
 
 use dir::{DirSnapshot, RealEntry, VirtualEntries};
 use handle::{HandleTable, OpenNode};
-use inode::{InodeTable, NodeKind};
+use inode::{texture_id, InodeTable, NodeKind};
 
 /// What the filesystem needs from the texture engine.
 pub trait TextureSource: Send + Sync + 'static {
@@ -132,13 +135,16 @@ const TEXTURE_PERM: u16 = 0o444;
 /// Permission bits of a synthesised `textures/`.
 const SYNTHETIC_DIR_PERM: u16 = 0o555;
 
-/// The read-only overlay of one scenery package.
+/// The read-only overlay of one scenery package, or of several as one.
 pub struct OverlayFs<S: TextureSource> {
-    source: PathBuf,
-    /// Every path of the package is resolved from this handle.
-    package: Arc<PackageDir>,
+    layers: Layers,
     textures: S,
-    index: TextureIndex,
+    /// Built at once for one package; for a union, in the background
+    /// ([`OverlayFs::indexed`]): lookups never need it, listings of
+    /// `textures/` wait for it.
+    index: tokio::sync::OnceCell<TextureIndex>,
+    /// Where a union keeps its index between runs, if anywhere.
+    index_file: Option<PathBuf>,
     inodes: InodeTable,
     handles: HandleTable<OpenNode<S::Handle>>,
     /// Times of synthesised nodes.
@@ -168,27 +174,7 @@ impl<S: TextureSource> OverlayFs<S> {
     /// Indexes the package at `source_dir` (see [`TextureIndex`]). Blocking:
     /// from async code call it in `spawn_blocking`.
     pub fn new(source_dir: PathBuf, textures: S) -> Result<Self> {
-        use std::os::unix::fs::MetadataExt;
-        let not_dir = || {
-            FsError::Io(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                format!(
-                    "scenery package {} is not a directory",
-                    source_dir.display()
-                ),
-            ))
-        };
-        let md = std::fs::metadata(&source_dir).map_err(|err| match err.kind() {
-            io::ErrorKind::NotFound => FsError::Io(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("scenery package {} does not exist", source_dir.display()),
-            )),
-            _ => FsError::Io(err),
-        })?;
-        if !md.is_dir() {
-            return Err(not_dir());
-        }
-        let package = Arc::new(PackageDir::open(&source_dir)?);
+        let owner = package_owner(&source_dir)?;
         let index = TextureIndex::build(&source_dir)?;
         tracing::info!(
             package = %source_dir.display(),
@@ -209,23 +195,121 @@ impl<S: TextureSource> OverlayFs<S> {
                 );
             }
         }
-        Ok(OverlayFs {
-            owner: (md.uid(), md.gid()),
+        Ok(OverlayFs::with(
+            Layers::single(source_dir),
+            textures,
+            tokio::sync::OnceCell::new_with(Some(index)),
+            owner,
+        ))
+    }
+
+    /// The packages at `source_dirs` (highest precedence first) as one
+    /// filesystem, at once: nothing is read but each folder's attributes.
+    /// Their textures are indexed on first need or by [`OverlayFs::indexed`].
+    pub fn union(source_dirs: Vec<PathBuf>, textures: S) -> Result<Self> {
+        let first = source_dirs.first().ok_or(FsError::NotFound)?;
+        let owner = package_owner(first)?;
+        for dir in &source_dirs[1..] {
+            package_owner(dir)?;
+        }
+        Ok(OverlayFs::with(
+            Layers::union(source_dirs),
+            textures,
+            tokio::sync::OnceCell::new(),
+            owner,
+        ))
+    }
+
+    fn with(
+        layers: Layers,
+        textures: S,
+        index: tokio::sync::OnceCell<TextureIndex>,
+        owner: (u32, u32),
+    ) -> Self {
+        OverlayFs {
+            owner,
             texture_reads: Counter::default(),
             texture_bytes: Counter::default(),
             file_bytes: Counter::default(),
             errors: FsErrors::default(),
             observer: std::sync::OnceLock::new(),
-            source: source_dir,
-            package,
+            layers,
             textures,
             index,
+            index_file: None,
             inodes: InodeTable::new(),
             handles: HandleTable::new(),
             created: SystemTime::now(),
-        })
+        }
     }
 
+    /// Keeps a union's index in `file` between runs: packages unchanged
+    /// since are not read again (see `PackageIndex::build_union_stored`).
+    pub fn with_index_file(mut self, file: PathBuf) -> Self {
+        self.index_file = Some(file);
+        self
+    }
+
+    /// The textures of every package, indexing them first if that is not
+    /// done yet (in the blocking pool; one build however many wait).
+    pub async fn indexed(&self) -> &TextureIndex {
+        self.index
+            .get_or_init(|| {
+                let roots = self.layers.roots().to_vec();
+                let file = self.index_file.clone();
+                async move {
+                    let built =
+                        tokio::task::spawn_blocking(move || index_all(&roots, file.as_deref()))
+                            .await;
+                    built.unwrap_or_else(|err| {
+                        tracing::error!(%err, "indexing the packages failed; textures/ lists only real files");
+                        TextureIndex::default()
+                    })
+                }
+            })
+            .await
+    }
+}
+
+/// The owner of package folder `dir`, which must be a directory.
+fn package_owner(dir: &Path) -> Result<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(dir).map_err(|err| match err.kind() {
+        io::ErrorKind::NotFound => FsError::Io(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("scenery package {} does not exist", dir.display()),
+        )),
+        _ => FsError::Io(err),
+    })?;
+    if !md.is_dir() {
+        return Err(FsError::Io(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("scenery package {} is not a directory", dir.display()),
+        )));
+    }
+    Ok((md.uid(), md.gid()))
+}
+
+/// The union of the textures of `roots`; a package that cannot be read
+/// adds none (and says so).
+fn index_all(roots: &[PathBuf], file: Option<&Path>) -> TextureIndex {
+    let index = match file {
+        Some(file) => TextureIndex::build_union_stored(roots, file),
+        None => TextureIndex::build_union(roots),
+    };
+    tracing::info!(
+        packages = roots.len(),
+        textures = index.len(),
+        ter_files = index.ter_files(),
+        elapsed_ms = index.elapsed().as_millis() as u64,
+        "indexed {} textures of {} packages",
+        index.len(),
+        roots.len(),
+    );
+    index
+}
+
+impl<S: TextureSource> OverlayFs<S> {
     /// What this mount has served so far.
     pub fn stats(&self) -> FsStats {
         FsStats {
@@ -243,12 +327,23 @@ impl<S: TextureSource> OverlayFs<S> {
         &self.errors
     }
 
+    /// The package folder (a union's first).
     pub fn source_dir(&self) -> &Path {
-        &self.source
+        self.layers.primary()
     }
 
+    /// The package folders shown, highest precedence first.
+    pub fn source_dirs(&self) -> &[PathBuf] {
+        self.layers.roots()
+    }
+
+    /// The textures indexed: every one for a single package; for a union,
+    /// none until [`OverlayFs::indexed`] has returned.
     pub fn index(&self) -> &TextureIndex {
-        &self.index
+        static NONE_YET: std::sync::OnceLock<TextureIndex> = std::sync::OnceLock::new();
+        self.index
+            .get()
+            .unwrap_or_else(|| NONE_YET.get_or_init(TextureIndex::default))
     }
 
     /// Tells `observer` of what X-Plane reads from now on; only the first
@@ -293,7 +388,7 @@ impl<S: TextureSource> OverlayFs<S> {
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
         let node = self.inodes.get(ino).ok_or(FsError::NotFound)?;
         let attr = match node.kind {
-            NodeKind::Texture(_) => self.texture_attr(),
+            NodeKind::Texture => self.texture_attr(),
             NodeKind::TexturesDir => self.textures_dir_attr().await,
             NodeKind::Dir | NodeKind::Real => self.lstat(&node.rel).await?,
         };
@@ -316,15 +411,17 @@ impl<S: TextureSource> OverlayFs<S> {
             ..self.getattr(ino).await?
         };
         let is_textures = node.kind == NodeKind::TexturesDir;
-        let (package, rel) = (Arc::clone(&self.package), node.rel.clone());
-        let mut real = blocking(
-            move || match package.read_dir(&rel).and_then(read_entries) {
-                // A package without textures/ still has ours.
-                Err(err) if is_textures && err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-                other => other,
-            },
-        )
-        .await?;
+        let listed = match self.layers.list(&node.rel).await {
+            // A package without textures/ still has ours.
+            Err(err) if is_textures && err.kind() == io::ErrorKind::NotFound => Vec::new(),
+            other => other?,
+        };
+        let mut listed_in = Vec::with_capacity(listed.len());
+        for (name, layer) in listed {
+            listed_in.push((name, self.layers.dir(layer)?));
+        }
+        let rel = node.rel.clone();
+        let mut real = blocking(move || Ok(with_attributes(&rel, listed_in))).await?;
         if ino == ROOT_INO {
             real.retain(|entry| entry.name != TEXTURES_DIR);
             real.insert(
@@ -336,15 +433,20 @@ impl<S: TextureSource> OverlayFs<S> {
                 },
             );
         }
-        let virtuals = is_textures.then(|| VirtualEntries {
-            names: self.index.names().clone(),
-            shadowed: real
-                .iter()
-                .filter(|entry| entry.name.to_str().is_some_and(|n| self.index.contains(n)))
-                .map(|entry| entry.name.clone())
-                .collect(),
-            attr: self.texture_attr(),
-        });
+        let virtuals = if is_textures {
+            let index = self.indexed().await;
+            Some(VirtualEntries {
+                index: index.clone(),
+                shadowed: real
+                    .iter()
+                    .filter(|entry| entry.name.to_str().is_some_and(|n| index.contains(n)))
+                    .map(|entry| entry.name.clone())
+                    .collect(),
+                attr: self.texture_attr(),
+            })
+        } else {
+            None
+        };
         let parent_ino = match node.rel.parent() {
             Some(parent) => self.inodes.ino_for(parent),
             None => ROOT_INO,
@@ -396,7 +498,8 @@ impl<S: TextureSource> OverlayFs<S> {
         let node = self.inodes.get(ino).ok_or(FsError::NotFound)?;
         match node.kind {
             NodeKind::Dir | NodeKind::TexturesDir => Err(FsError::IsDir),
-            NodeKind::Texture(id) => {
+            NodeKind::Texture => {
+                let id = texture_id(&node.rel).ok_or(FsError::NotFound)?;
                 let handle = self.textures.open(id);
                 let fh = self.handles.insert(OpenNode::Texture { ino, handle });
                 Ok(Opened {
@@ -410,7 +513,7 @@ impl<S: TextureSource> OverlayFs<S> {
                         observer.dsf_opened(&node.rel);
                     }
                 }
-                let (package, rel) = (Arc::clone(&self.package), node.rel.clone());
+                let (package, rel) = (self.package_of(&node.rel).await?, node.rel.clone());
                 let file = blocking(move || package.open_file(&rel)).await?;
                 let fh = self.handles.insert(OpenNode::Real { ino, file });
                 Ok(Opened {
@@ -442,7 +545,12 @@ impl<S: TextureSource> OverlayFs<S> {
                 let size_of_file = self.textures.texture_size();
                 let want = size_of_file.saturating_sub(offset).min(u64::from(size)) as usize;
                 if let Some(observer) = self.observer.get() {
-                    if let Some(NodeKind::Texture(id)) = self.inodes.get(ino).map(|n| n.kind) {
+                    let id = self
+                        .inodes
+                        .get(ino)
+                        .filter(|node| node.kind == NodeKind::Texture)
+                        .and_then(|node| texture_id(&node.rel));
+                    if let Some(id) = id {
                         observer.texture_read(&id, offset..offset + want as u64);
                     }
                 }
@@ -469,14 +577,14 @@ impl<S: TextureSource> OverlayFs<S> {
         if node.kind != NodeKind::Real {
             return Err(FsError::errno_io(libc::EINVAL));
         }
-        let (package, rel) = (Arc::clone(&self.package), node.rel.clone());
+        let (package, rel) = (self.package_of(&node.rel).await?, node.rel.clone());
         let target = blocking(move || package.read_link(&rel)).await?;
         Ok(target.into_os_string())
     }
 
     /// Statistics of the package's filesystem, with nothing free (read-only).
     pub async fn statfs(&self) -> Result<StatFs> {
-        let package = Arc::clone(&self.package);
+        let package = self.layers.dir(0)?;
         let st = blocking(move || package.statvfs()).await?;
         Ok(StatFs {
             blocks: st.f_blocks,
@@ -497,7 +605,7 @@ impl<S: TextureSource> OverlayFs<S> {
         if mask & libc::W_OK != 0 {
             return Err(FsError::ReadOnly);
         }
-        if matches!(node.kind, NodeKind::Texture(_)) && mask & libc::X_OK != 0 {
+        if node.kind == NodeKind::Texture && mask & libc::X_OK != 0 {
             return Err(FsError::errno_io(libc::EACCES));
         }
         Ok(())
@@ -517,21 +625,24 @@ impl<S: TextureSource> OverlayFs<S> {
             Err(FsError::NotFound | FsError::NotDir) => {
                 // A real file always wins; otherwise any texture name in textures/.
                 let in_textures = rel.parent() == Some(Path::new(TEXTURES_DIR));
-                let id = rel
-                    .file_name()
-                    .and_then(OsStr::to_str)
-                    .and_then(|name| TextureId::parse(name).ok());
-                match id {
-                    Some(id) if in_textures => Ok((NodeKind::Texture(id), self.texture_attr())),
-                    _ => Err(FsError::NotFound),
+                if in_textures && texture_id(rel).is_some() {
+                    Ok((NodeKind::Texture, self.texture_attr()))
+                } else {
+                    Err(FsError::NotFound)
                 }
             }
             Err(err) => Err(err),
         }
     }
 
+    /// The package folder the mount's `rel` comes from.
+    async fn package_of(&self, rel: &Path) -> Result<Arc<PackageDir>> {
+        let layer = self.layers.locate(rel).await?.ok_or(FsError::NotFound)?;
+        Ok(self.layers.dir(layer)?)
+    }
+
     async fn lstat(&self, rel: &Path) -> Result<Attr> {
-        let (package, rel) = (Arc::clone(&self.package), rel.to_path_buf());
+        let (package, rel) = (self.package_of(rel).await?, rel.to_path_buf());
         let md = blocking(move || package.symlink_metadata(&rel)).await?;
         Ok(Attr::from_metadata(0, &md))
     }
@@ -658,25 +769,22 @@ fn exact_len(bytes: Bytes, want: usize, offset: u64) -> Bytes {
     }
 }
 
-/// Real entries of a directory listing with their `lstat`.
-fn read_entries(listing: std::fs::ReadDir) -> io::Result<Vec<RealEntry>> {
-    let mut entries = Vec::new();
-    for entry in listing {
-        let entry = entry?;
-        // Vanished since the listing started: skip it.
-        let Ok(md) = entry.metadata() else { continue };
+/// The real entries of directory `rel` (each name with the package folder
+/// it comes from) with their `lstat`, in the order given.
+fn with_attributes(rel: &Path, listed: Vec<(OsString, Arc<PackageDir>)>) -> Vec<RealEntry> {
+    let mut entries = Vec::with_capacity(listed.len());
+    for (name, package) in listed {
+        // Vanished since the listing: skip it.
+        let Ok(md) = package.symlink_metadata(&rel.join(&name)) else {
+            continue;
+        };
         let attr = Attr::from_metadata(0, &md);
         let kind = if attr.is_dir() {
             NodeKind::Dir
         } else {
             NodeKind::Real
         };
-        entries.push(RealEntry {
-            name: entry.file_name(),
-            kind,
-            attr,
-        });
+        entries.push(RealEntry { name, kind, attr });
     }
-    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
+    entries
 }

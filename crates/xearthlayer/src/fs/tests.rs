@@ -584,3 +584,117 @@ proptest::proptest! {
         });
     }
 }
+
+/// A package holding `files` (path, bytes) and `.ter` files naming `textures`.
+fn package_with(files: &[(&str, &[u8])], textures: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, bytes) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("terrain")).unwrap();
+    for texture in textures {
+        std::fs::write(
+            dir.path()
+                .join("terrain")
+                .join(texture.replace(".dds", ".ter")),
+            format!("A\n800\nTERRAIN\n\nBASE_TEX_NOWRAP ../textures/{texture}\n"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+async fn read_whole(fs: &OverlayFs<Fake>, path: &str) -> Result<Vec<u8>> {
+    let attr = walk(fs, path).await?;
+    let fh = fs.open(attr.ino, libc::O_RDONLY as u32).await?.fh;
+    let bytes = fs.read(attr.ino, fh, 0, 1 << 20).await?;
+    fs.release(fh)?;
+    Ok(bytes.to_vec())
+}
+
+#[tokio::test]
+async fn a_union_serves_each_file_from_the_package_ranked_first() {
+    let tile = "Earth nav data/+40-010/+47-006.dsf";
+    let first = package_with(
+        &[
+            (tile, b"XPLNEDSF first"),
+            ("Earth nav data/+40-010/+47-007.dsf", b"XPLNEDSF only first"),
+            ("terrain/shared.ter", b"first's ter"),
+        ],
+        &[TEX_A],
+    );
+    let second = package_with(
+        &[
+            (tile, b"XPLNEDSF second"),
+            (
+                "Earth nav data/+40-010/+48-006.dsf",
+                b"XPLNEDSF only second",
+            ),
+            ("Earth nav data/+50+000/+50+000.dsf", b"XPLNEDSF far"),
+            ("terrain/shared.ter", b"second's ter"),
+            ("textures/readme.txt", b"hello"),
+        ],
+        &[TEX_B],
+    );
+    let roots = vec![first.path().to_path_buf(), second.path().to_path_buf()];
+    let fs = OverlayFs::union(roots.clone(), Fake::new(SIZE)).unwrap();
+
+    // Answered before the textures are indexed.
+    assert!(fs.index().is_empty());
+    assert_eq!(read_whole(&fs, tile).await.unwrap(), b"XPLNEDSF first");
+    assert_eq!(
+        read_whole(&fs, "terrain/shared.ter").await.unwrap(),
+        b"first's ter"
+    );
+    let texture = walk(&fs, &format!("textures/{TEX_B}")).await.unwrap();
+    assert_eq!(texture.size, SIZE);
+    // Each package's own files are there too; what neither has is not.
+    assert_eq!(
+        read_whole(&fs, "Earth nav data/+40-010/+48-006.dsf")
+            .await
+            .unwrap(),
+        b"XPLNEDSF only second"
+    );
+    assert_eq!(
+        read_whole(&fs, "Earth nav data/+50+000/+50+000.dsf")
+            .await
+            .unwrap(),
+        b"XPLNEDSF far"
+    );
+    assert!(matches!(
+        walk(&fs, "terrain/none.ter").await,
+        Err(FsError::NotFound)
+    ));
+
+    let tiles = walk(&fs, "Earth nav data/+40-010").await.unwrap();
+    let names: Vec<String> = list(&fs, tiles.ino).await.into_keys().collect();
+    assert_eq!(
+        names,
+        ["+47-006.dsf", "+47-007.dsf", "+48-006.dsf", ".", ".."]
+    );
+    let textures: Vec<String> = list(&fs, TEXTURES_INO).await.into_keys().collect();
+    assert_eq!(textures, [".", "..", TEX_A, TEX_B, "readme.txt"]);
+    assert_eq!(fs.index().len(), 2);
+
+    assert_eq!(
+        shadowed_tiles(&roots),
+        [ShadowedTile {
+            path: tile.into(),
+            winner: 0,
+            losers: vec![1],
+        }]
+    );
+
+    // The other ranking: the other package's copies.
+    let reversed = OverlayFs::union(roots.into_iter().rev().collect(), Fake::new(SIZE)).unwrap();
+    assert_eq!(
+        read_whole(&reversed, tile).await.unwrap(),
+        b"XPLNEDSF second"
+    );
+    assert_eq!(
+        read_whole(&reversed, "terrain/shared.ter").await.unwrap(),
+        b"second's ter"
+    );
+}

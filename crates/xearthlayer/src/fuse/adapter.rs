@@ -2,8 +2,14 @@
 //! core and maps its result; every error goes through `FuseAdapter::fail`,
 //! which has the core log and count it (see [`FsErrors`](crate::fs::FsErrors))
 //! and answers its errno. Mutating operations answer `EROFS`.
+//!
+//! fuse3 calls these methods on the connection runtime (see
+//! `connections`); the ones that wait on files or textures run on the
+//! service's runtime instead ([`FuseAdapter::on_service`]), where the
+//! texture engine and its blocking pool live.
 
 use std::ffi::OsStr;
+use std::future::Future;
 use std::num::NonZeroU32;
 use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
@@ -14,7 +20,7 @@ use fuse3::raw::prelude::*;
 use fuse3::{Errno, Inode, Result};
 use futures_util::stream::{self, Stream};
 
-use crate::fs::{Attr, FileKind, FsError, OverlayFs, TextureSource};
+use crate::fs::{self, Attr, FileKind, FsError, OverlayFs, TextureSource};
 
 use super::MountConfig;
 
@@ -32,12 +38,19 @@ pub struct FuseAdapter<S: TextureSource> {
     ttl: Duration,
     max_background: u16,
     congestion_threshold: u16,
+    /// The runtime the operations run on (the one that mounted).
+    service: tokio::runtime::Handle,
 }
 
 impl<S: TextureSource> FuseAdapter<S> {
-    pub fn new(fs: Arc<OverlayFs<S>>, config: &MountConfig) -> Self {
+    pub fn new(
+        fs: Arc<OverlayFs<S>>,
+        config: &MountConfig,
+        service: tokio::runtime::Handle,
+    ) -> Self {
         FuseAdapter {
             fs,
+            service,
             ttl: config.ttl,
             max_background: config.max_background,
             congestion_threshold: config.congestion_threshold.min(config.max_background),
@@ -51,6 +64,25 @@ impl<S: TextureSource> FuseAdapter<S> {
 
     fn read_only<T>(&self, op: &'static str) -> Result<T> {
         Err(self.fail(op, FsError::ReadOnly))
+    }
+
+    /// Runs `op` of the core on the service's runtime and maps its error.
+    async fn on_service<T, F>(
+        &self,
+        name: &'static str,
+        op: impl FnOnce(Arc<OverlayFs<S>>) -> F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = fs::Result<T>> + Send + 'static,
+    {
+        match self.service.spawn(op(Arc::clone(&self.fs))).await {
+            Ok(result) => result.map_err(|e| self.fail(name, e)),
+            Err(err) => {
+                tracing::error!(op = name, %err, "filesystem operation did not complete");
+                Err(Errno::from(libc::EIO))
+            }
+        }
     }
 
     fn entry(&self, attr: &Attr) -> ReplyEntry {
@@ -111,11 +143,13 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
     }
 
     async fn lookup(&self, _req: Request, parent: Inode, name: &OsStr) -> Result<ReplyEntry> {
+        let name = name.to_os_string();
         let attr = self
-            .fs
-            .lookup(parent, name)
-            .await
-            .map_err(|e| self.fail("lookup", e))?;
+            .on_service(
+                "lookup",
+                move |fs| async move { fs.lookup(parent, &name).await },
+            )
+            .await?;
         Ok(self.entry(&attr))
     }
 
@@ -137,10 +171,8 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         _flags: u32,
     ) -> Result<ReplyAttr> {
         let attr = self
-            .fs
-            .getattr(inode)
-            .await
-            .map_err(|e| self.fail("getattr", e))?;
+            .on_service("getattr", move |fs| async move { fs.getattr(inode).await })
+            .await?;
         Ok(ReplyAttr {
             ttl: self.ttl,
             attr: file_attr(&attr),
@@ -159,10 +191,11 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
 
     async fn readlink(&self, _req: Request, inode: Inode) -> Result<ReplyData> {
         let target = self
-            .fs
-            .readlink(inode)
-            .await
-            .map_err(|e| self.fail("readlink", e))?;
+            .on_service(
+                "readlink",
+                move |fs| async move { fs.readlink(inode).await },
+            )
+            .await?;
         Ok(ReplyData {
             data: Bytes::from(target.into_vec()),
         })
@@ -243,10 +276,8 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
 
     async fn open(&self, _req: Request, inode: Inode, flags: u32) -> Result<ReplyOpen> {
         let opened = self
-            .fs
-            .open(inode, flags)
-            .await
-            .map_err(|e| self.fail("open", e))?;
+            .on_service("open", move |fs| async move { fs.open(inode, flags).await })
+            .await?;
         let flags = if opened.direct_io { FOPEN_DIRECT_IO } else { 0 };
         Ok(ReplyOpen {
             fh: opened.fh,
@@ -263,10 +294,10 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
         size: u32,
     ) -> Result<ReplyData> {
         let data = self
-            .fs
-            .read(inode, fh, offset, size)
-            .await
-            .map_err(|e| self.fail("read", e))?;
+            .on_service("read", move |fs| async move {
+                fs.read(inode, fh, offset, size).await
+            })
+            .await?;
         Ok(ReplyData { data })
     }
 
@@ -285,7 +316,9 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
     }
 
     async fn statfs(&self, _req: Request, _inode: Inode) -> Result<ReplyStatFs> {
-        let st = self.fs.statfs().await.map_err(|e| self.fail("statfs", e))?;
+        let st = self
+            .on_service("statfs", |fs| async move { fs.statfs().await })
+            .await?;
         Ok(ReplyStatFs {
             blocks: st.blocks,
             bfree: st.bfree,
@@ -355,10 +388,8 @@ impl<S: TextureSource> Filesystem for FuseAdapter<S> {
 
     async fn opendir(&self, _req: Request, inode: Inode, _flags: u32) -> Result<ReplyOpen> {
         let fh = self
-            .fs
-            .opendir(inode)
-            .await
-            .map_err(|e| self.fail("opendir", e))?;
+            .on_service("opendir", move |fs| async move { fs.opendir(inode).await })
+            .await?;
         Ok(ReplyOpen { fh, flags: 0 })
     }
 

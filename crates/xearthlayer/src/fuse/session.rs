@@ -8,7 +8,8 @@
 //! inside the package. As root it mounts with mount(2) itself; as anyone
 //! else through `fusermount3` (see [`user_mount`](super::user_mount)), and
 //! every unmount, stale-mount clearing and last-moment detach goes the same
-//! way the mount came.
+//! way the mount came. The session itself runs on the connection runtime
+//! (see [`connections`](super::connections)), never on the caller's.
 
 use std::ffi::CString;
 use std::io;
@@ -22,6 +23,7 @@ use fuse3::MountOptions;
 
 use crate::fs::{OverlayFs, TextureSource};
 
+use super::connections::{self, RootSessionSlot, MAX_ROOT_SESSIONS};
 use super::user_mount::{self, FuseConf, FUSE_CONF};
 use super::FuseAdapter;
 
@@ -111,6 +113,8 @@ pub enum MountError {
     Unmount { path: PathBuf, source: io::Error },
     #[error("the FUSE session at {path} ended with an error: {source}")]
     Session { path: PathBuf, source: io::Error },
+    #[error("cannot mount {0}: {MAX_ROOT_SESSIONS} mounts are already served as root, each with a thread of its own; serve many packages through one union mount (`run --mount union`), or run as the user who runs X-Plane")]
+    TooManyRootSessions(PathBuf),
 }
 
 /// A live mount. Dropping it detaches the mount (lazily) so that no stale
@@ -121,7 +125,8 @@ pub struct MountSession {
     as_user: bool,
     /// `None` once the session ended or was unmounted.
     handle: Option<MountHandle>,
-    runtime: tokio::runtime::Handle,
+    /// A root mount's reader thread, given back when the session is gone.
+    _slot: Option<RootSessionSlot>,
 }
 
 /// Mounts `fs` read-only at `mountpoint`.
@@ -162,28 +167,45 @@ pub async fn mount_shared<S: TextureSource>(
         .allow_other(opts.allow_other)
         // The kernel checks permissions against our attributes (0444 textures).
         .default_permissions(true);
-    let adapter = FuseAdapter::new(fs, opts);
+    let slot = if as_user {
+        None
+    } else {
+        Some(
+            RootSessionSlot::claim()
+                .ok_or_else(|| MountError::TooManyRootSessions(mountpoint.clone()))?,
+        )
+    };
+    // The operations run here, on the caller's runtime; the session (its
+    // reads of /dev/fuse and the replies) on the connection runtime.
+    let adapter = FuseAdapter::new(fs, opts, tokio::runtime::Handle::current());
     let session = Session::new(options);
-    let handle = if as_user {
-        session
-            .mount_with_unprivileged(adapter, &mountpoint)
-            .await
-            .map_err(|source| MountError::UserMount {
+    let target = mountpoint.clone();
+    let mounted = connections::handle()
+        .spawn(async move {
+            if as_user {
+                session.mount_with_unprivileged(adapter, &target).await
+            } else {
+                session.mount(adapter, &target).await
+            }
+        })
+        .await
+        .unwrap_or_else(|err| Err(io::Error::other(err)));
+    let handle = mounted.map_err(|source| {
+        if as_user {
+            MountError::UserMount {
                 path: mountpoint.clone(),
                 source,
-            })?
-    } else {
-        session
-            .mount(adapter, &mountpoint)
-            .await
-            .map_err(|err| mount_error(&mountpoint, err))?
-    };
+            }
+        } else {
+            mount_error(&mountpoint, source)
+        }
+    })?;
     tracing::info!(mountpoint = %mountpoint.display(), through = if as_user { "fusermount3" } else { "mount(2)" }, "mounted");
     Ok(MountSession {
         mountpoint,
         as_user,
         handle: Some(handle),
-        runtime: tokio::runtime::Handle::current(),
+        _slot: slot,
     })
 }
 
@@ -292,7 +314,7 @@ impl Drop for MountSession {
             }
         }
         // fuse3 stops its session task from a spawned task on drop.
-        let _runtime = self.runtime.enter();
+        let _runtime = connections::handle().enter();
         drop(handle);
     }
 }

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use crate::coord::TextureId;
 
+mod stored;
+
 /// One texture of the package.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexedTexture {
@@ -34,13 +36,14 @@ pub struct IndexedTexture {
 
 /// Name of the directory the virtual textures live in.
 pub const TEXTURES_DIR: &str = "textures";
+/// Name of the directory the DSF tiles live in (`+40-010/+47-006.dsf`).
+pub const DSF_DIR: &str = "Earth nav data";
 
 /// What a package holds.
 #[derive(Debug, Clone, Default)]
 pub struct PackageIndex {
-    /// Sorted, without duplicates, exactly as spelled in the `.ter` files.
-    names: Arc<[Box<str>]>,
-    /// The same textures in the same order, with ids and positions.
+    /// Sorted by name, without duplicates, named exactly as spelled in the
+    /// `.ter` files.
     textures: Arc<[IndexedTexture]>,
     ter_files: usize,
     /// `BASE_TEX` lines naming something outside `textures/` or not a texture.
@@ -54,67 +57,68 @@ impl PackageIndex {
     /// Walks `root` for `.ter` files and collects the textures they name.
     pub fn build(root: &Path) -> io::Result<PackageIndex> {
         let started = Instant::now();
-        let ter_files = find_ter_files(root)?;
-        let results = Mutex::new(Vec::new());
-        let next = AtomicUsize::new(0);
-        // Reading is I/O-bound: a few threads more than cores helps on cold caches.
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get() * 2)
-            .clamp(2, 8)
-            .min(ter_files.len().max(1));
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    let mut local = Scan::default();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(rel) = ter_files.get(i) else { break };
-                        match std::fs::read(root.join(rel)) {
-                            Ok(text) => local.scan_ter(rel, &text),
-                            Err(err) => {
-                                tracing::debug!(path = %rel.display(), %err, "unreadable .ter file");
-                                local.unreadable += 1;
-                            }
-                        }
-                    }
-                    results.lock().unwrap_or_else(|e| e.into_inner()).push(local);
-                });
-            }
-        });
+        let (scan, ter_files) = scan_package(root)?;
+        Ok(PackageIndex::from_scan(scan, ter_files, started))
+    }
+
+    /// One index of the textures of every package of `roots`, each name
+    /// once (from the first package naming it). A package that cannot be
+    /// read adds none, with a warning.
+    pub fn build_union(roots: &[PathBuf]) -> PackageIndex {
+        let started = Instant::now();
         let mut all = Scan::default();
-        for scan in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            all.found.extend(scan.found);
-            all.skipped += scan.skipped;
-            all.unreadable += scan.unreadable;
+        let mut ter_files = 0;
+        for root in roots {
+            match scan_package(root) {
+                Ok((scan, files)) => {
+                    all.found.extend(scan.found);
+                    all.skipped += scan.skipped;
+                    all.unreadable += scan.unreadable;
+                    ter_files += files;
+                }
+                Err(err) => {
+                    tracing::warn!(package = %root.display(), %err, "cannot index the package's textures")
+                }
+            }
         }
-        all.found.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        PackageIndex::from_scan(all, ter_files, started)
+    }
+
+    fn from_scan(mut all: Scan, ter_files: usize, started: Instant) -> PackageIndex {
+        // Stable: of equal names, the first package's stays.
+        all.found.sort_by(|a, b| a.name.cmp(&b.name));
         all.found.dedup_by(|a, b| a.name == b.name);
-        let names: Vec<Box<str>> = all.found.iter().map(|t| t.name.clone()).collect();
-        Ok(PackageIndex {
-            names: names.into(),
+        PackageIndex {
             textures: all.found.into(),
-            ter_files: ter_files.len(),
+            ter_files,
             skipped: all.skipped,
             unreadable: all.unreadable,
             elapsed: started.elapsed(),
-        })
+        }
     }
 
     /// Texture file names, sorted.
-    pub fn names(&self) -> &Arc<[Box<str>]> {
-        &self.names
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.textures.iter().map(|t| &*t.name)
+    }
+
+    /// The `i`th name in sorted order.
+    pub fn name_at(&self, i: usize) -> Option<&str> {
+        self.textures.get(i).map(|t| &*t.name)
     }
 
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.textures.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.textures.is_empty()
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.names.binary_search_by(|n| (**n).cmp(name)).is_ok()
+        self.textures
+            .binary_search_by(|t| (*t.name).cmp(name))
+            .is_ok()
     }
 
     /// The textures, sorted by name.
@@ -142,6 +146,48 @@ impl PackageIndex {
     pub fn elapsed(&self) -> Duration {
         self.elapsed
     }
+}
+
+/// Reads every `.ter` file of the package at `root` (on a few threads:
+/// reading is I/O-bound); returns what they name and how many there were.
+fn scan_package(root: &Path) -> io::Result<(Scan, usize)> {
+    let ter_files = find_ter_files(root)?;
+    let results = Mutex::new(Vec::new());
+    let next = AtomicUsize::new(0);
+    // Reading is I/O-bound: a few threads more than cores helps on cold caches.
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get() * 2)
+        .clamp(2, 8)
+        .min(ter_files.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let mut local = Scan::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(rel) = ter_files.get(i) else { break };
+                    match std::fs::read(root.join(rel)) {
+                        Ok(text) => local.scan_ter(rel, &text),
+                        Err(err) => {
+                            tracing::debug!(path = %rel.display(), %err, "unreadable .ter file");
+                            local.unreadable += 1;
+                        }
+                    }
+                }
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(local);
+            });
+        }
+    });
+    let mut all = Scan::default();
+    for scan in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        all.found.extend(scan.found);
+        all.skipped += scan.skipped;
+        all.unreadable += scan.unreadable;
+    }
+    Ok((all, ter_files.len()))
 }
 
 #[derive(Default)]
