@@ -143,14 +143,6 @@ impl<T> WaitQueue<T> {
         self.waiters.len() - self.live
     }
 
-    pub fn len(&self) -> usize {
-        self.waiters.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.waiters.is_empty()
-    }
-
     /// Every waiter, in order (for failing them all at once).
     pub fn drain(&mut self) -> impl Iterator<Item = (QueueKey, T)> {
         self.live = 0;

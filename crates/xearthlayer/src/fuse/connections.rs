@@ -28,20 +28,26 @@ const SPARE_BLOCKING_THREADS: usize = 64;
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static ROOT_SESSIONS: AtomicUsize = AtomicUsize::new(0);
 
-/// The connection runtime, started on first use and kept for the process.
-pub fn handle() -> Handle {
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .max_blocking_threads(MAX_ROOT_SESSIONS + SPARE_BLOCKING_THREADS)
-                .thread_name("xel-fuse")
-                .enable_all()
-                .build()
-                .expect("cannot start the FUSE connection runtime")
-        })
-        .handle()
-        .clone()
+/// The connection runtime, started on first use and kept for the process;
+/// an error when it cannot be started (no threads to be had).
+pub fn handle() -> std::io::Result<Handle> {
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime.handle().clone());
+    }
+    // One start at a time: a second runtime built and dropped here would
+    // panic when dropped on an async thread.
+    static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime.handle().clone());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(MAX_ROOT_SESSIONS + SPARE_BLOCKING_THREADS)
+        .thread_name("xel-fuse")
+        .enable_all()
+        .build()?;
+    Ok(RUNTIME.get_or_init(|| runtime).handle().clone())
 }
 
 /// One root session's claim on a reader thread; given back on drop.

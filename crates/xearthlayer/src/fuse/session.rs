@@ -180,7 +180,11 @@ pub async fn mount_shared<S: TextureSource>(
     let adapter = FuseAdapter::new(fs, opts, tokio::runtime::Handle::current());
     let session = Session::new(options);
     let target = mountpoint.clone();
-    let mounted = connections::handle()
+    let connections = connections::handle().map_err(|source| MountError::Mountpoint {
+        path: mountpoint.clone(),
+        source,
+    })?;
+    let mounted = connections
         .spawn(async move {
             if as_user {
                 session.mount_with_unprivileged(adapter, &target).await
@@ -313,9 +317,12 @@ impl Drop for MountSession {
                 tracing::warn!(mountpoint = %self.mountpoint.display(), %err, "could not detach the mount");
             }
         }
-        // fuse3 stops its session task from a spawned task on drop.
-        let _runtime = connections::handle().enter();
-        drop(handle);
+        // fuse3 stops its session task from a spawned task on drop; the
+        // connection runtime exists, since it mounted this session.
+        if let Ok(connections) = connections::handle() {
+            let _runtime = connections.enter();
+            drop(handle);
+        }
     }
 }
 
